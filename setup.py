@@ -1,0 +1,4 @@
+"""Package build. Metadata lives in pyproject.toml."""
+from setuptools import setup
+
+setup()

@@ -1,0 +1,46 @@
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+NETWORK_NAMES = ("durn_p", "durn_p_real", "durn_u", "durn_us", "durn_s", "durn_s_p")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def reference_dir() -> Path:
+    """../shared/reference beside the checkout (or $DURN_REFERENCE)."""
+    return Path(os.environ.get("DURN_REFERENCE", REPO.parent / "shared" / "reference"))
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """The authors' key layouts, golden pairs and weight recipe; skips where absent."""
+    root = reference_dir()
+    if not (root / "recipe.py").exists():
+        pytest.skip(f"reference fixtures not found at {root} (set DURN_REFERENCE to their folder)")
+    spec = importlib.util.spec_from_file_location("durn_reference_recipe", root / "recipe.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+
+    class Reference:
+        def keys(self, name):
+            return json.loads((root / f"{name}.keys.json").read_text())
+
+        def state_dict(self, name, seed=0):
+            return recipe.recipe_state_dict(self.keys(name)["keys"], seed=seed)
+
+        def golden(self, name):
+            return torch.load(root / f"{name}.golden.pt", weights_only=True)
+
+        input = staticmethod(recipe.recipe_input)
+
+    return Reference()
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
