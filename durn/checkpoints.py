@@ -298,10 +298,10 @@ def to_project_state_dict(name: str, checkpoint) -> tuple[dict[str, torch.Tensor
 def _mismatch_message(name: str, source: str, sd, ranking) -> str:
     best_score, best_net, best_kind = ranking[0]
     if best_score == 1.0:
+        layout = "the authors'" if best_kind == "authors" else "durn's own"
         return (
-            f"{source} is a checkpoint of {best_net} ({best_kind}' layout, all {len(sd)} keys match), "
+            f"{source} is a checkpoint of {best_net} ({layout} layout, all {len(sd)} keys match), "
             f"not of {name}; load it with load_reference({best_net!r}, ...)"
-            .replace("authors' layout", "the authors' layout").replace("project' layout", "the project's layout")
         )
     expected = authors_layout(name)
     missing = [k for k in expected if k not in sd]
@@ -327,12 +327,14 @@ def load_reference(name: str, checkpoint, *, map_location="cpu") -> torch.nn.Mod
     and the like; ``module.`` prefixes and wrapper dicts are handled) or a state dict in
     the authors' or this project's layout. Files are read with ``weights_only=True``.
     Returns the network in eval mode; ``model.channel_order`` says which channel order
-    the weights expect (the authors' raindrop weights: ``"BGR"``).
+    the weights expect (the authors' raindrop weights: ``"BGR"``; files in durn's own
+    layout: the builder's default, RGB or L).
     """
-    sd, _ = to_project_state_dict(name, checkpoint)
+    sd, kind = to_project_state_dict(name, checkpoint)
     model = BUILDERS[name]()
     model.load_state_dict(sd, strict=True)
-    model.channel_order = AUTHORS_CHANNEL_ORDER[name]
+    if kind == "authors":
+        model.channel_order = AUTHORS_CHANNEL_ORDER[name]
     if map_location is not None and not isinstance(checkpoint, Mapping):
         model.to(map_location)
     return model.eval()

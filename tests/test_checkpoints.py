@@ -61,6 +61,12 @@ def test_mapping_puts_every_tensor_in_its_place():
     assert model.channel_order == "BGR" == AUTHORS_CHANNEL_ORDER["durn_s_p"]
 
 
+def test_project_layout_of_durn_s_p_is_rgb(tmp_path):
+    path = tmp_path / "ours.pt"
+    torch.save(durn.durn_s_p().state_dict(), path)
+    assert durn.load_reference("durn_s_p", path).channel_order == "RGB"
+
+
 def test_project_layout_round_trip(tmp_path):
     model = durn.durn_p_real()
     path = tmp_path / "mine.pt"

@@ -40,13 +40,14 @@ def no_released_weights_message(name: str) -> str:
 def _build(name: str, builder, weights, progress: bool, kwargs) -> nn.Module:
     if weights is None:
         return builder(**kwargs)
-    if isinstance(weights, (str, os.PathLike)) and os.path.exists(weights) or isinstance(weights, Mapping):
+    is_path = isinstance(weights, (str, os.PathLike))
+    if isinstance(weights, Mapping) or (is_path and os.path.exists(weights)):
         from ..checkpoints import load_reference
 
         if kwargs.get("connection", "dual") != "dual":
             raise ValueError("pretrained weights exist only for the paper's wiring, connection='dual'")
         return load_reference(name, weights)
-    if isinstance(weights, (str, os.PathLike)) and (os.sep in os.fspath(weights) or os.fspath(weights).endswith((".pt", ".pth"))):
+    if is_path and (os.sep in os.fspath(weights) or os.fspath(weights).endswith((".pt", ".pth"))):
         raise FileNotFoundError(f"weights file not found: {os.fspath(weights)}")
     raise ValueError(f"unknown weights {weights!r} for {name}. " + no_released_weights_message(name))
 
