@@ -1,0 +1,175 @@
+"""PSNR/SSIM of a DuRN on a paper dataset or on synthetic degradations of a clean folder.
+
+Examples::
+
+    durn evaluate --network durn_us --weights trainedmodels/DuRN_US_model.pt \\
+        --data data/SOTS/indoor --dataset reside_sots --protocol authors --json sots.json
+    durn evaluate --network durn_p --weights durn_p.pt --data photos/ --degrade gaussian:50 \\
+        --protocol standard
+
+Under ``torchrun --nproc_per_node N durn evaluate ...`` every process evaluates its own
+shard (every N-th image) and rank 0 gathers the results, prints and writes them.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+from . import UserError
+
+
+def add_arguments(parser) -> None:
+    from ..data import PAPER_DATASETS
+    from ..metrics import PROTOCOLS
+    from ..models import NETWORKS
+
+    parser.add_argument("--network", required=True, choices=sorted(NETWORKS), help="which DuRN")
+    parser.add_argument("--weights", required=True,
+                        help="weights file (a durn checkpoint or one of the authors' files), or 'untrained' "
+                             "for a pipeline check with random weights")
+    parser.add_argument("--data", required=True, help="the dataset's root folder, or a folder of clean images with --degrade")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", choices=sorted(PAPER_DATASETS), help="a paper dataset found under --data")
+    source.add_argument("--degrade", metavar="SPEC",
+                        help="degrade the clean images of --data: gaussian:SIGMA[,SIGMA...] | blur | haze | rain | raindrop")
+    parser.add_argument("--split", default="test", help="dataset split (default: test)")
+    parser.add_argument("--sigma", type=float, help="noise level on the 0..255 scale for --dataset bsd_gray (30, 50, 70)")
+    parser.add_argument("--list", dest="list_file", help="evaluate only the images named in this file (one per line)")
+    parser.add_argument("--protocol", default="authors", choices=sorted(PROTOCOLS),
+                        help="authors: the DuRN authors' exact procedure; standard: BasicSR's (default: authors)")
+    parser.add_argument("--json", dest="json_out", help="write per-image and mean results here (JSON)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic degradations (default 0)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument("--quiet", action="store_true", help="print only the mean, not every image")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_model(args, device):
+    import durn
+
+    if args.weights == "untrained":
+        print("WARNING: --weights untrained: the network has RANDOM weights. The numbers below only check "
+              "the pipeline; they say nothing about DuRN.", file=sys.stderr)
+        import torch
+
+        torch.manual_seed(args.seed)  # the same random network in every process and run
+        model = durn.get_model(args.network)
+    else:
+        path = Path(args.weights)
+        if not path.is_file():
+            raise UserError(f"weights file not found: {path} (pass a file, or 'untrained' for a pipeline check)")
+        try:
+            model = durn.get_model(args.network, weights=str(path))
+        except (durn.CheckpointError, ValueError, FileNotFoundError) as err:
+            raise UserError(str(err)) from None
+    return model.eval().to(device)
+
+
+def _dataset(args, in_channels: int):
+    from ..data import PAPER_DATASETS, SyntheticPairs, paper_dataset
+
+    gray = in_channels == 1
+    if not Path(args.data).exists():
+        raise UserError(f"--data {args.data} does not exist")
+    try:
+        if args.degrade:
+            if args.sigma is not None:
+                raise UserError("--sigma applies to --dataset bsd_gray; with --degrade write gaussian:SIGMA")
+            return SyntheticPairs(args.data, args.degrade, seed=args.seed, gray=gray)
+        if args.sigma is not None and args.dataset != "bsd_gray":
+            raise UserError("--sigma applies to --dataset bsd_gray only")
+        info = PAPER_DATASETS[args.dataset]
+        if info.network != args.network:
+            print(f"note: {args.dataset} is the paper's dataset for {info.network}, not {args.network}", file=sys.stderr)
+        return paper_dataset(args.dataset, args.data, split=args.split, gray=gray, sigma=args.sigma,
+                             list_file=args.list_file, authors_geometry=args.protocol == "authors")
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        raise UserError(str(err)) from None
+
+
+def run(args) -> int:
+    import torch
+    import torch.distributed as dist
+
+    import durn
+
+    from ..evaluate import color_space_for, distributed_env, evaluate, format_table, shard_indices, write_json
+    from ..metrics import PROTOCOLS
+
+    if args.limit is not None and args.limit < 1:
+        raise UserError("--limit must be at least 1")
+    if args.json_out and Path(args.json_out).exists() and not args.overwrite:
+        raise UserError(f"{args.json_out} exists; pass --overwrite to replace it")
+    rank, world, local_rank = distributed_env()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda but no CUDA device is available")
+        if world > 1 and device.index is None:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    initialized_here = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        initialized_here = True
+    try:
+        model = _load_model(args, device)
+        dataset = _dataset(args, model.in_channels)
+        n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
+        first = dataset[0]["input"] if n else None
+        if first is not None and first.shape[0] != model.in_channels:
+            raise UserError(f"{args.network} takes {model.in_channels}-channel images; the dataset gives {first.shape[0]}")
+        color_space = color_space_for(args.network, args.protocol, model.in_channels)
+        start = time.perf_counter()
+        result = evaluate(model, dataset, protocol=args.protocol, color_space=color_space, device=device,
+                          indices=shard_indices(n, rank, world), progress=rank == 0 and sys.stderr.isatty())
+        if world > 1:
+            gathered = [None] * world if rank == 0 else None
+            dist.gather_object(result.images, gathered, dst=0)
+            if rank == 0:
+                result.images = sorted((r for part in gathered for r in part), key=lambda r: r["index"])
+        elapsed = time.perf_counter() - start
+        if rank != 0:
+            return 0
+        mean = result.mean()
+        header = (f"{args.network} on {args.dataset or 'degraded ' + args.data} "
+                  f"({args.split if args.dataset else args.degrade}), protocol {args.protocol}, "
+                  f"measured on {color_space}, {len(result.images)} images, {elapsed:.1f} s"
+                  + (f", {world} processes" if world > 1 else ""))
+        print(header)
+        print(format_table(result, per_image=not args.quiet))
+        if args.json_out:
+            data = {
+                "durn_version": durn.__version__, "torch_version": torch.__version__,
+                "network": args.network,
+                "weights": "untrained" if args.weights == "untrained" else str(Path(args.weights).resolve()),
+                "weights_sha256": None if args.weights == "untrained" else _sha256(Path(args.weights)),
+                "data": str(Path(args.data).resolve()), "dataset": args.dataset,
+                "split": args.split if args.dataset else None, "degrade": dataset.degradation.spec if args.degrade else None,
+                "seed": args.seed if args.degrade else None, "sigma": args.sigma, "list": args.list_file,
+                "protocol": args.protocol, "protocol_description": PROTOCOLS[args.protocol],
+                "color_space": color_space, "float_data": bool(getattr(dataset, "float_data", False)),
+                "device": str(device), "processes": world, "seconds": elapsed, "count": len(result.images),
+                "mean": mean, "paper": {k: {"psnr": v[0], "ssim": v[1]} for k, v in durn.NETWORKS[args.network].results.items()},
+                "images": result.images,
+            }
+            try:
+                path = write_json(args.json_out, data, overwrite=args.overwrite)
+            except FileExistsError as err:
+                raise UserError(str(err)) from None
+            print(f"wrote {path}")
+        return 0
+    finally:
+        if initialized_here and dist.is_initialized():
+            dist.destroy_process_group()

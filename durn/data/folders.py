@@ -1,0 +1,138 @@
+"""Datasets over any folder of clean photos: clean images alone, or synthetic pairs."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from .base import PairDatasetBase
+from .crops import STREAM_CROP, STREAM_DEGRADE, STREAM_FLIP, as_size, item_generator, randint
+from .degradations import Degradation, make_degradation
+from .images import list_images, load_tensor, rgb_to_gray
+
+
+def _image_paths(root) -> list[Path]:
+    if isinstance(root, (str, os.PathLike)):
+        root = Path(root)
+        if root.is_file():
+            return [root]
+        if not root.is_dir():
+            raise FileNotFoundError(f"image folder not found: {root}")
+        paths = list_images(root)
+        if not paths:
+            raise FileNotFoundError(f"no images (.png, .jpg, ...) in {root}")
+        return paths
+    if isinstance(root, Sequence) and root and all(isinstance(p, (str, os.PathLike)) for p in root):
+        paths = [Path(p) for p in root]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"image files not found: {', '.join(missing[:10])}")
+        return paths
+    raise ValueError(f"expected a folder, an image file or a list of image files, got {root!r}")
+
+
+def _unique_names(paths: list[Path]) -> list[str]:
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    return [str(p) for p in paths]
+
+
+class CleanImageFolder(PairDatasetBase):
+    """The clean images of a folder (or a list of files), for training loops that degrade on
+    the fly (DuRN-P's recipe adds fresh noise every step).
+
+    Items follow :class:`PairDataset` with ``input`` equal to ``target`` (``input`` is its own
+    copy, so a loop may add noise to it in place). With ``crop``, a random window per item
+    and epoch; ``gray=True`` reads images as 1-channel luma.
+    """
+
+    def __init__(self, root, *, crop=None, gray: bool = False, seed: int = 0, flip: bool = False):
+        super().__init__(crop=crop, seed=seed, flip=flip, gray=False)
+        self.read_gray = bool(gray)
+        self.paths = _image_paths(root)
+        self.names = _unique_names(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index):
+        clean = load_tensor(self.paths[index], gray=self.read_gray)
+        return clean.clone(), clean, self.names[index]
+
+
+class SyntheticPairs(Dataset):
+    """(degraded, clean) pairs made from clean images by a synthetic degradation.
+
+    ``source`` is a folder, a list of image files, or a dataset whose items have a
+    ``"target"``. ``degradation`` is a spec string (``"gaussian:30,50,70"``, ``"blur"``,
+    ``"haze"``, ``"rain"``, ``"raindrop"``) or a :class:`Degradation`. Item ``i`` of epoch
+    ``e`` is the same for the same ``seed``: the crop and the degradation each draw from
+    their own generator seeded by (seed, i, e). With ``crop``, a larger window (the
+    degradation's reach on each side, where the image allows) is degraded and its centre
+    kept, so blur and streaks have context instead of the crop's mirrored border.
+    """
+
+    float_data = False
+
+    def __init__(self, source, degradation, *, crop=None, seed: int = 0, gray: bool = False, flip: bool = False):
+        self.degradation: Degradation = make_degradation(degradation)
+        self.crop = as_size(crop)
+        self.seed = int(seed)
+        self.flip = bool(flip)
+        self.gray = bool(gray)
+        self.epoch = 0
+        if isinstance(source, Dataset):
+            self.source = source
+        else:
+            self.source = CleanImageFolder(source, gray=gray)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def set_epoch(self, epoch: int) -> None:
+        if int(epoch) < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self.epoch = int(epoch)
+        if hasattr(self.source, "set_epoch"):
+            self.source.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} out of range for a dataset of {n} items")
+        item = self.source[index]
+        clean, name = item["target"], item["name"]
+        if self.gray and clean.shape[0] == 3:
+            clean = rgb_to_gray(clean)
+        keep = None
+        if self.crop is not None:
+            clean, keep = self._crop(clean, index, name)
+        degraded = self.degradation(clean, item_generator(self.seed, index, self.epoch, STREAM_DEGRADE))
+        if keep is not None:
+            top, left = keep
+            ch, cw = self.crop
+            clean = clean[:, top:top + ch, left:left + cw]
+            degraded = degraded[:, top:top + ch, left:left + cw]
+        if self.flip and bool(torch.rand((), generator=item_generator(self.seed, index, self.epoch, STREAM_FLIP)) < 0.5):
+            clean, degraded = clean.flip(-1), degraded.flip(-1)
+        return {"input": degraded.contiguous(), "target": clean.contiguous(), "name": name}
+
+    def _crop(self, clean: torch.Tensor, index: int, name: str):
+        """A random crop window widened by the degradation's margin where the image allows;
+        returns the widened window and where the crop sits inside it."""
+        h, w = clean.shape[-2:]
+        ch, cw = self.crop
+        if ch > h or cw > w:
+            raise ValueError(f"{name}: image {h}x{w} is smaller than the crop {ch}x{cw}")
+        g = item_generator(self.seed, index, self.epoch, STREAM_CROP)
+        top, left = randint(0, h - ch, g), randint(0, w - cw, g)
+        m = self.degradation.margin
+        t0, l0 = max(0, top - m), max(0, left - m)
+        t1, l1 = min(h, top + ch + m), min(w, left + cw + m)
+        return clean[:, t0:t1, l0:l1], (top - t0, left - l0)
