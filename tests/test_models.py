@@ -46,6 +46,18 @@ def test_min_size_is_tight(models, name):
                 model.forward_core(torch.rand(1, c, s - m, s - m))
 
 
+def test_size_dry_run_leaves_the_model_untouched():
+    model = durn.durn_s().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    from durn.nn.geometry import _CACHE
+
+    _CACHE.clear()
+    assert model.min_size == 16
+    assert model.training and all(m.training for m in model.modules())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
 @pytest.mark.parametrize("name", ["durn_u", "durn_us", "durn_s_p"])
 def test_non_multiple_of_4_is_padded_then_cropped(models, name):
     model = models[name].double()

@@ -69,6 +69,9 @@ class _Runner(nn.Module):
 
 def _dry_run(run, model: nn.Module, shape: tuple[int, ...], hook, use_meta: bool) -> bool:
     handles = [m.register_forward_pre_hook(hook) for m in model.modules()]
+    # eval mode: a dry run in train mode would count a batch in every BatchNorm
+    training = {m: m.training for m in model.modules()}
+    model.eval()
     try:
         with torch.no_grad():
             if use_meta:
@@ -89,6 +92,8 @@ def _dry_run(run, model: nn.Module, shape: tuple[int, ...], hook, use_meta: bool
     finally:
         for handle in handles:
             handle.remove()
+        for m, mode in training.items():
+            m.training = mode
 
 
 def fits(run, model: nn.Module, shape: tuple[int, ...], use_meta: bool = True) -> bool:
