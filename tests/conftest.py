@@ -6,6 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
+# The "triton" backend runs its kernels on CPU tensors under Triton's interpreter where no
+# CUDA device exists. Triton reads TRITON_INTERPRET when @triton.jit decorates a kernel, i.e.
+# when durn.kernels is first imported, so it is set here, before any test imports it.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 NETWORK_NAMES = ("durn_p", "durn_p_real", "durn_u", "durn_us", "durn_s", "durn_s_p")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,3 +50,21 @@ def reference():
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def train_photos(tmp_path_factory):
+    """A folder of small real photos for training tests: scikit-image's training photos
+    (never camera or astronaut) as RGB PNGs, short side 80 px."""
+    from PIL import Image
+
+    from durn.data import sample_images
+
+    folder = tmp_path_factory.mktemp("train_photos")
+    for path in sample_images("train"):
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            scale = 80 / min(im.size)
+            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.BICUBIC)
+            im.save(folder / f"{path.stem}.png")
+    return folder
