@@ -58,6 +58,15 @@ def test_size_dry_run_leaves_the_model_untouched():
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_min_size_of_a_float64_model():
+    from durn.nn.geometry import _CACHE
+
+    _CACHE.clear()
+    model = durn.durn_p().double().eval()
+    assert model.min_size == 16
+    assert model(torch.rand(1, 1, 5, 5, dtype=torch.float64)).shape == (1, 1, 5, 5)
+
+
 @pytest.mark.parametrize("name", ["durn_u", "durn_us", "durn_s_p"])
 def test_non_multiple_of_4_is_padded_then_cropped(models, name):
     model = models[name].double()

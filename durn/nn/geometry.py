@@ -72,6 +72,9 @@ def _dry_run(run, model: nn.Module, shape: tuple[int, ...], hook, use_meta: bool
     # eval mode: a dry run in train mode would count a batch in every BatchNorm
     training = {m: m.training for m in model.modules()}
     model.eval()
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    dtype = param.dtype if param is not None else torch.get_default_dtype()
+    device = param.device if param is not None else torch.device("cpu")
     try:
         with torch.no_grad():
             if use_meta:
@@ -80,12 +83,12 @@ def _dry_run(run, model: nn.Module, shape: tuple[int, ...], hook, use_meta: bool
                     name: torch.empty_like(t, device="meta")
                     for name, t in list(runner.named_parameters()) + list(runner.named_buffers())
                 }
-                out = functional_call(runner, state, (torch.empty(shape, device="meta"),))
+                out = functional_call(runner, state, (torch.empty(shape, dtype=dtype, device="meta"),))
             else:
                 from torch._subclasses.fake_tensor import FakeTensorMode
 
                 with _quiet_fake_tensor_logs(), FakeTensorMode(allow_non_fake_inputs=True):
-                    out = run(torch.empty(shape))
+                    out = run(torch.empty(shape, dtype=dtype, device=device))
         return tuple(out.shape[-2:]) == tuple(shape[-2:])
     except (_TooSmall, RuntimeError, ValueError, IndexError, NotImplementedError):
         return False

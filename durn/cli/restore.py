@@ -1,0 +1,301 @@
+"""Restore image files, folders or globs with a DuRN and write the results to a folder.
+
+Outputs that already exist are skipped (an interrupted run resumes where it stopped)
+unless --overwrite; input files are never written; every output is written to a
+temporary file and renamed into place. A file that cannot be read is reported on one
+line and the others go on; the exit code is then 1.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+
+from . import UserError
+
+NETWORK_NAMES = ("durn_p", "durn_p_real", "durn_u", "durn_us", "durn_s", "durn_s_p")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("--network", choices=NETWORK_NAMES,
+                        help="which network (default: recognised from the --weights file)")
+    parser.add_argument("--weights", default="default",
+                        help="a project weights file, one of the authors' checkpoint files (DuRN_US_model.pt, ...), "
+                             "'untrained' (random weights, to check the pipeline), or 'default' (released "
+                             "weights: none yet)")
+    parser.add_argument("-o", "--output", default="restored", metavar="OUTDIR",
+                        help="folder for the results (default: ./restored)")
+    parser.add_argument("--suffix", default="", help="added to each output file name before the extension")
+    parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    parser.add_argument("-r", "--recursive", action="store_true",
+                        help="also restore images in sub-folders of folder inputs (the tree is mirrored)")
+    parser.add_argument("--tile", default="auto",
+                        help="tile size in pixels, 'auto' (tiles only when an image does not fit in memory; "
+                             "default) or 'none'")
+    parser.add_argument("--tile-overlap", type=int, metavar="PX",
+                        help="pixels shared by neighbouring tiles (default: the receptive field)")
+    parser.add_argument("--exact-tiles", action="store_true",
+                        help="tile only the convolutions, keeping activations in host memory: exact for every "
+                             "network (slower)")
+    parser.add_argument("--device", default="auto", help="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bf16", "fp16"),
+                        help="float32 (default); bf16 / fp16 are faster on GPUs (a result with NaN/Inf is "
+                             "recomputed in float32)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+@dataclass
+class Job:
+    source: str
+    output: str
+
+
+def image_files(folder: str, recursive: bool, exclude: str) -> tuple[list[str], int]:
+    """Image files in ``folder`` (sorted; hidden files and ``exclude`` skipped) and the
+    number of other files passed over."""
+    from ..image_io import is_image_path
+
+    found, others = [], 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and os.path.abspath(os.path.join(root, d)) != exclude) if recursive else []
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            if is_image_path(name):
+                found.append(os.path.join(root, name))
+            else:
+                others += 1
+    return found, others
+
+
+def plan_jobs(inputs: list[str], outdir: str, suffix: str, recursive: bool) -> tuple[list[Job], list[str], list[str]]:
+    """(jobs, notes, errors): one job per input image with its output path; notes on
+    files passed over; errors for inputs that matched nothing (one line each)."""
+    from ..image_io import is_image_path
+
+    outdir_abs = os.path.abspath(outdir)
+    jobs, notes, problems = [], [], []
+    for item in inputs:
+        if os.path.isdir(item):
+            files, others = image_files(item, recursive, outdir_abs)
+            if others:
+                notes.append(f"{item}: {others} non-image file{'s' if others > 1 else ''} ignored")
+            if not files:
+                problems.append(f"{item}: no image files in this folder")
+            for f in files:
+                jobs.append(Job(f, _output_path(outdir, os.path.relpath(f, item), suffix)))
+        elif os.path.exists(item):
+            jobs.append(Job(item, _output_path(outdir, os.path.basename(item), suffix)))
+        else:
+            matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else []
+            files = [m for m in matches if os.path.isfile(m) and is_image_path(m)
+                     and not os.path.abspath(m).startswith(outdir_abs + os.sep)]
+            if not files:
+                problems.append(f"{item}: no such file or folder" if not matches else f"{item}: matches no image files")
+            for f in files:
+                jobs.append(Job(f, _output_path(outdir, os.path.basename(f), suffix)))
+    return jobs, notes, problems
+
+
+def _output_path(outdir: str, relative: str, suffix: str) -> str:
+    stem, ext = os.path.splitext(relative)
+    return os.path.join(outdir, stem + suffix + ext)
+
+
+def check_jobs(jobs: list[Job]) -> list[Job]:
+    """Drop repeated inputs; refuse outputs that would land on an input or on each other."""
+    unique, seen = [], set()
+    for job in jobs:
+        key = os.path.realpath(job.source)
+        if key not in seen:
+            seen.add(key)
+            unique.append(job)
+    sources = {os.path.realpath(j.source): j.source for j in unique}
+    targets: dict[str, str] = {}
+    for job in unique:
+        target = os.path.realpath(job.output)
+        if target in sources:
+            raise UserError(
+                f"the output for {job.source} would be {sources[target]}, an input; choose another -o or a --suffix"
+            )
+        if target in targets:
+            raise UserError(
+                f"{targets[target]} and {job.source} would both be written to {job.output}; "
+                "restore them into different -o folders"
+            )
+        targets[target] = job.source
+    return unique
+
+
+def load_model(network: str | None, weights: str):
+    """The network for ``--network`` / ``--weights``; user errors as :class:`UserError`."""
+    import durn
+    from ..restore import UntrainedWeightsWarning, load_network
+
+    if weights in ("default", "pretrained"):
+        from ..checkpoints import AUTHORS_FILES
+
+        example = AUTHORS_FILES[network or "durn_us"]
+        raise UserError(
+            "durn has no released weights yet: pass --weights with one of the authors' checkpoint files "
+            f"(e.g. {example} from their 'trainedmodels' archive, linked from the DuRN authors' GitHub README) "
+            "or a project weights file, or --weights untrained (random weights) to check the pipeline"
+        )
+    if weights == "untrained":
+        if network is None:
+            raise UserError(f"--weights untrained needs --network ({', '.join(NETWORK_NAMES)})")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UntrainedWeightsWarning)
+            model = load_network(network, "untrained")
+        print(f"WARNING: --weights untrained: {network} has RANDOM weights; the outputs are NOT restorations "
+              "(use this only to check the pipeline)", file=sys.stderr)
+        return model
+    if not os.path.exists(weights):
+        raise UserError(f"weights file not found: {weights}")
+    try:
+        if network is None:
+            network = identify_network(weights)
+        return load_network(network, weights)
+    except (durn.CheckpointError, FileNotFoundError) as err:
+        raise UserError(str(err).replace("\n", " ")) from None
+
+
+def identify_network(path: str) -> str:
+    from ..checkpoints import canonical_state_dict, identify, read_checkpoint
+
+    ranking = identify(canonical_state_dict(read_checkpoint(path)))
+    exact = sorted({name for score, name, _ in ranking if score == 1.0})
+    if len(exact) == 1:
+        return exact[0]
+    if len(exact) > 1:
+        raise UserError(f"{path} fits several networks ({', '.join(exact)}); pass --network")
+    raise UserError(f"{path} is not a checkpoint of any DuRN network; pass --network to see what does not match")
+
+
+def pick_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda, but this machine has no CUDA GPU (or torch is a CPU build)")
+    return device
+
+
+def parse_tile(text: str):
+    text = text.strip().lower()
+    if text in ("auto", "none", "off", "0"):
+        return None if text in ("none", "off", "0") else "auto"
+    if text.isdigit():
+        return int(text)
+    raise UserError(f"--tile must be a number of pixels, 'auto' or 'none', got {text!r}")
+
+
+def header_pixels(path: str) -> int:
+    """Pixel count from the file header (for the progress bar); 0 when unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size[0] * im.size[1]
+    except Exception:
+        return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise UserError(f"-o {args.output} is a file; -o takes a folder for the results")
+    jobs, notes, problems = plan_jobs(args.inputs, args.output, args.suffix, args.recursive)
+    for line in notes + problems:
+        print(f"durn restore: {line}", file=sys.stderr)
+    missing = len(problems)
+    if not jobs:
+        raise UserError("nothing to restore: no image files among the inputs")
+    jobs = check_jobs(jobs)
+    tile = parse_tile(args.tile)
+    if args.tile_overlap is not None and args.tile_overlap < 0:
+        raise UserError("--tile-overlap must be >= 0")
+    device = pick_device(args.device)
+    todo = [j for j in jobs if args.overwrite or not os.path.exists(j.output)]
+    skipped = len(jobs) - len(todo)
+    if skipped:
+        print(f"durn restore: {skipped} output{'s' if skipped > 1 else ''} already exist{'s' if skipped == 1 else ''} "
+              f"in {args.output} (skipped; --overwrite to redo)", file=sys.stderr)
+    model = load_model(args.network, args.weights).to(device) if todo else None
+    failed = process(model, todo, args, tile) if todo else 0
+    done = len(todo) - failed
+    print(f"durn restore: {done} restored, {skipped} skipped, {failed + missing} failed -> {args.output}",
+          file=sys.stderr)
+    return 1 if failed or missing else 0
+
+
+def process(model, jobs: list[Job], args, tile) -> int:
+    """Restore and write each job; returns the number of failures (each reported on one line)."""
+    from tqdm import tqdm
+
+    failed = 0
+    said: set[str] = set()  # warnings that apply to every file are printed once
+    pixels = [header_pixels(j.source) for j in jobs]
+    bar = tqdm(total=sum(pixels), unit="px", unit_scale=True, disable=args.quiet or None, file=sys.stderr,
+               dynamic_ncols=True,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+    say = lambda text: tqdm.write(f"durn restore: {text}", file=sys.stderr)  # noqa: E731
+    try:
+        for job, px in zip(jobs, pixels):
+            bar.set_postfix_str(os.path.basename(job.source), refresh=False)
+            done_before = bar.n
+            progress = lambda f, base=done_before, px=px: bar.update(max(0, int(base + f * px) - bar.n))  # noqa: E731
+            error = restore_one(model, job, args, tile, progress, say, said)
+            if error:
+                say(error)
+                failed += 1
+            bar.update(max(0, done_before + px - bar.n))
+    finally:
+        bar.close()
+    return failed
+
+
+def restore_one(model, job: Job, args, tile, progress, say, said: set[str]) -> str | None:
+    """Read, restore and write one image; returns a one-line error, or None."""
+    import torch
+
+    from ..image_io import ImageReadError, read_image, write_image
+    from ..restore import restore
+
+    try:
+        image = read_image(job.source)
+    except ImageReadError as err:
+        return f"cannot read {job.source}: {err}"
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = restore(model, image.pixels, tile=tile, tile_overlap=args.tile_overlap,
+                             tile_mode="exact" if args.exact_tiles else "blend",
+                             precision=args.precision, progress=progress)
+    except RuntimeError as err:  # CUDA: torch.OutOfMemoryError; CPU: "not enough memory"
+        if isinstance(err, torch.OutOfMemoryError) or "not enough memory" in str(err):
+            return f"out of memory restoring {job.source}; try a smaller --tile (e.g. --tile 512)"
+        raise
+    except ValueError as err:
+        return f"cannot restore {job.source}: {err}"
+    try:
+        os.makedirs(os.path.dirname(job.output) or ".", exist_ok=True)
+        notes = image.notes + write_image(job.output, result, like=image)
+    except OSError as err:
+        return f"cannot write {job.output}: {err}"
+    for note in notes:
+        say(f"{job.source}: {note}")
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        if message not in said:
+            said.add(message)
+            say(message)
+    return None

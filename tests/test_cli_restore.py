@@ -1,0 +1,220 @@
+"""`durn restore`: files, folders and globs; resume; damaged files; formats; exit codes."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import durn
+from durn import image_io
+from durn.checkpoints import AUTHORS_NAMES, _rename
+from durn.cli import main
+from durn.image_io import read_image, write_image
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The images here are small: one thread is as fast as two, and far faster when the
+    machine's cores are shared (threads then wait on each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def crop(name, top, left, height, width):
+    from skimage import data
+
+    return np.ascontiguousarray(getattr(data, name)()[top:top + height, left:left + width])
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A seeded durn_p_real checkpoint in the project's layout and in the authors'."""
+    torch.manual_seed(3)
+    sd = durn.durn_p_real().state_dict()
+    folder = tmp_path_factory.mktemp("weights")
+    torch.save(sd, folder / "project.pt")
+    inverse = [(dst, src) for src, dst in AUTHORS_NAMES["durn_p_real"]]
+    torch.save({"state_dict": {"module." + _rename(k, inverse): v for k, v in sd.items()}},
+               folder / "DuRN_P_real_model.pt")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(weights):
+    return durn.load_reference("durn_p_real", weights / "project.pt")
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """A folder of real photos in the usual kinds, plus files that are not images."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    Image.fromarray(crop("astronaut", 30, 40, 37, 45)).save(d / "astronaut.png")
+    Image.fromarray(crop("camera", 100, 100, 33, 29)).save(d / "camera.png")  # gray
+    rgba = np.dstack([crop("coffee", 50, 50, 26, 31), np.linspace(0, 255, 26 * 31).reshape(26, 31).astype(np.uint8)])
+    Image.fromarray(rgba).save(d / "coffee_alpha.png")
+    rng = np.random.default_rng(0)
+    rocket16 = (crop("rocket", 200, 300, 21, 34).astype(np.uint16) * 257 + rng.integers(0, 200, (21, 34, 3)))
+    write_image(d / "rocket16.png", rocket16.astype(np.uint16))
+    exif = Image.Exif()
+    exif[image_io.ORIENTATION] = 6  # stored sideways: viewers rotate it 90 degrees clockwise
+    Image.fromarray(crop("chelsea", 0, 100, 24, 40)).save(d / "chelsea.jpg", exif=exif, quality=90)
+    (d / "notes.txt").write_text("not an image\n")
+    (d / ".DS_Store").write_bytes(b"\0\1")
+    return d
+
+
+def add_damaged(d):
+    (d / "broken.png").write_bytes((d / "astronaut.png").read_bytes()[:200])
+    (d / "text.jpg").write_text("not a jpeg")
+
+
+def run_cli(*args):
+    return main(["restore", *map(str, args)])
+
+
+def test_folder_restores_every_kind_like_the_api(photos, weights, model, tmp_path, capsys):
+    out = tmp_path / "out"
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    assert run_cli(photos, "--weights", weights / "project.pt", "-o", out) == 0
+    err = capsys.readouterr().err
+    assert "notes.txt" not in err and "1 non-image file ignored" in err and "5 restored" in err
+    assert sorted(os.listdir(out)) == ["astronaut.png", "camera.png", "chelsea.jpg", "coffee_alpha.png", "rocket16.png"]
+    for name in ["astronaut.png", "camera.png", "coffee_alpha.png", "rocket16.png"]:
+        src, dst = read_image(photos / name), read_image(out / name)
+        assert dst.pixels.dtype == src.pixels.dtype and dst.pixels.shape == src.pixels.shape, name
+        np.testing.assert_array_equal(dst.pixels, durn.restore(model, src.pixels), err_msg=name)
+    assert read_image(out / "rocket16.png").pixels.dtype == np.uint16
+    np.testing.assert_array_equal(read_image(out / "coffee_alpha.png").pixels[:, :, 3],
+                                  read_image(photos / "coffee_alpha.png").pixels[:, :, 3])
+    with Image.open(out / "chelsea.jpg") as im:  # upright, no orientation tag left to apply twice
+        assert im.size == (24, 40) and image_io.ORIENTATION not in im.getexif()
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before  # inputs untouched
+
+
+def test_authors_checkpoint_and_network_recognised_from_it(photos, weights, model, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli(photos / "astronaut.png", "--weights", weights / "DuRN_P_real_model.pt", "-o", out) == 0
+    np.testing.assert_array_equal(read_image(out / "astronaut.png").pixels,
+                                  durn.restore(model, read_image(photos / "astronaut.png").pixels))
+
+
+def test_damaged_files_are_reported_and_the_rest_goes_on(photos, weights, tmp_path, capsys):
+    add_damaged(photos)
+    out = tmp_path / "out"
+    assert run_cli(photos, "--weights", weights / "project.pt", "-o", out, "--suffix", "_clean") == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "cannot read" in line]
+    assert len(lines) == 2 and any("broken.png" in line for line in lines) and any("text.jpg" in line for line in lines)
+    assert "Traceback" not in err and "5 restored, 0 skipped, 2 failed" in err
+    assert len(os.listdir(out)) == 5 and (out / "astronaut_clean.png").exists()
+
+
+def test_interrupted_run_resumes_without_partial_files(photos, weights, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    original = image_io._pil_save
+    calls = []
+
+    def interrupted_save(tmp, *args, **kwargs):
+        calls.append(tmp)
+        if len(calls) == 2:  # Ctrl-C in the middle of writing the second output
+            with open(tmp, "wb") as f:
+                f.write(b"half a file")
+            raise KeyboardInterrupt
+        return original(tmp, *args, **kwargs)
+
+    monkeypatch.setattr(image_io, "_pil_save", interrupted_save)
+    assert run_cli(photos, "--weights", weights / "project.pt", "-o", out) == 130
+    assert os.listdir(out) == ["astronaut.png"]  # the first output; no partial or temporary file
+    first = (out / "astronaut.png").stat().st_mtime_ns
+    (out / ".camera.png.leftover.part").write_bytes(b"from a killed run")  # what a SIGKILL can leave
+    monkeypatch.setattr(image_io, "_pil_save", original)
+    capsys.readouterr()
+    assert run_cli(photos, "--weights", weights / "project.pt", "-o", out) == 0
+    err = capsys.readouterr().err
+    assert "1 output already exists" in err and "4 restored, 1 skipped" in err
+    assert (out / "astronaut.png").stat().st_mtime_ns == first
+    assert len([n for n in os.listdir(out) if not n.startswith(".")]) == 5
+    # --overwrite redoes everything
+    assert run_cli(photos, "--weights", weights / "project.pt", "-o", out, "--overwrite") == 0
+    assert (out / "astronaut.png").stat().st_mtime_ns != first
+
+
+@pytest.mark.filterwarnings("ignore:tile_overlap")
+def test_globs_and_tiles(photos, weights, model, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli(str(photos / "*.png"), "--weights", weights / "project.pt", "-o", out,
+                   "--tile", "24", "--tile-overlap", "8", "-q") == 0
+    assert sorted(os.listdir(out)) == ["astronaut.png", "camera.png", "coffee_alpha.png", "rocket16.png"]
+    src = read_image(photos / "astronaut.png").pixels
+    np.testing.assert_array_equal(read_image(out / "astronaut.png").pixels,
+                                  durn.restore(model, src, tile=24, tile_overlap=8))
+    assert capsys.readouterr().err.count("below this network's receptive field") == 1  # said once, not per file
+
+
+def test_recursive_folders_mirror_the_tree(photos, weights, tmp_path, capsys):
+    nested = photos / "trip" / "day1"
+    nested.mkdir(parents=True)
+    (photos / "astronaut.png").rename(nested / "astronaut.png")
+    out = photos / "restored"  # inside the input folder: not read back as input
+    assert run_cli(photos, "-r", "--weights", weights / "project.pt", "-o", out, "-q") == 0
+    assert (out / "trip" / "day1" / "astronaut.png").exists() and (out / "camera.png").exists()
+    assert run_cli(photos, "-r", "--weights", weights / "project.pt", "-o", out, "-q") == 0
+    assert "5 skipped" in capsys.readouterr().err
+
+
+def test_an_input_is_never_written(photos, weights, capsys):
+    before = (photos / "astronaut.png").read_bytes()
+    assert run_cli(photos / "astronaut.png", "--weights", weights / "project.pt", "-o", photos) == 2
+    err = capsys.readouterr().err
+    assert "an input" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert run_cli(photos / "astronaut.png", "--weights", weights / "project.pt", "-o", photos,
+                   "--suffix", "_restored", "--overwrite") == 0
+    assert (photos / "astronaut.png").read_bytes() == before and (photos / "astronaut_restored.png").exists()
+
+
+def test_user_errors_are_one_line_with_exit_code_2(photos, weights, tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    cases = [
+        ([photos], "no released weights"),
+        ([photos, "--weights", tmp_path / "nope.pt"], "weights file not found"),
+        ([photos, "--weights", bad], "bad.pt"),
+        ([photos, "--weights", "untrained"], "needs --network"),
+        ([tmp_path / "nothing_here.png", "--weights", "untrained", "--network", "durn_p"], "nothing to restore"),
+        ([photos, "--weights", "untrained", "--network", "durn_p", "--tile", "big"], "--tile"),
+        ([photos, "--weights", weights / "project.pt", "--network", "durn_u"], "not of durn_u"),
+    ]
+    for args, message in cases:
+        assert run_cli(*args, "-o", tmp_path / "o") == 2, message
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith("durn restore: error:"), err
+    assert run_cli(photos, "--weights", "untrained", "--network", "durn_p", "-o", photos / "camera.png") == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_untrained_weights_warn_loudly(photos, tmp_path, capsys):
+    assert run_cli(photos / "camera.png", "--network", "durn_p", "--weights", "untrained", "-o", tmp_path / "o") == 0
+    assert "RANDOM weights" in capsys.readouterr().err
+    assert read_image(tmp_path / "o" / "camera.png").pixels.shape == (33, 29)
+
+
+def test_python_m_and_console_script(photos, tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "o"
+    args = ["restore", str(photos / "camera.png"), "--network", "durn_p_real", "--weights", "untrained", "-o", str(out)]
+    done = subprocess.run([sys.executable, "-m", "durn", *args], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (out / "camera.png").exists() and "1 restored" in done.stderr
+    script = shutil.which("durn")
+    if script is None:
+        pytest.skip("the durn console script is not on PATH (install with pip install -e .)")
+    again = subprocess.run([script, *args], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "0 restored, 1 skipped" in again.stderr, again.stderr
