@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
 from .metrics import PROTOCOLS, compare
 
 __all__ = [
@@ -123,30 +123,16 @@ def write_json(path, data: dict, *, overwrite: bool = False) -> Path:
     is never replaced (``FileExistsError``), also when it appears while writing.
     Infinite PSNRs (identical images) are written as the string ``"inf"``."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+    def write(f):
+        json.dump(_finite(data), f, indent=2, allow_nan=False)
+        f.write("\n")
+
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_finite(data), f, indent=2, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)   # fails if path exists: no clobbering, even in a race
-            except FileExistsError:
-                raise FileExistsError(f"{path} exists; pass --overwrite to replace it") from None
-            except OSError:          # file systems without hard links
-                if path.exists():
-                    raise FileExistsError(f"{path} exists; pass --overwrite to replace it") from None
-                os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        atomic_write(path, write, overwrite=overwrite, mode="w")
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it") from None
     return path
 
 

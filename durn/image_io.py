@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
+
+from .atomic import atomic_output
 
 IMAGE_EXTENSIONS = {
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
@@ -236,28 +236,6 @@ def _tiff16_colour(im: Image.Image, path: str, notes: list[str]) -> np.ndarray |
 # ----------------------------------------------------------------------------------------
 
 
-@contextmanager
-def atomic_output(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; on success it is synced and renamed to
-    ``path`` (atomic on POSIX and Windows), on any error removed."""
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    os.close(fd)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def format_for(path: str | os.PathLike) -> str:

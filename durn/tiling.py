@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import os
 import warnings
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .nn import DuRNInstanceNorm, SqueezeExcitation, pad_bottom_right
+from .nn.geometry import quiet_fake_tensor_logs
 
 # ----------------------------------------------------------------------------------------
 # Receptive field
@@ -137,15 +137,6 @@ def _reach(module: nn.Module, axis: int) -> tuple[Fraction, Fraction, Fraction] 
     return None
 
 
-@contextmanager
-def _quiet_fake_tensor_logs():
-    logger = logging.getLogger("torch._subclasses.fake_tensor")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _bare_forward(network: nn.Module) -> Callable:
@@ -212,7 +203,7 @@ def _walk(network: nn.Module) -> ReceptiveField:
         if isinstance(module, GLOBAL) or not any(True for _ in module.children()):
             handles.append(module.register_forward_pre_hook(hook))
     try:
-        with _quiet_fake_tensor_logs(), FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+        with quiet_fake_tensor_logs(), FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
             _bare_forward(network)(_dry_input(network, size))
     finally:
         for h in handles:
@@ -635,7 +626,7 @@ def bytes_per_pixel(network: nn.Module, dtype: torch.dtype, device_type: str) ->
 
     handles = [m.register_forward_hook(hook) for m in network.modules() if not any(True for _ in m.children())]
     try:
-        with _quiet_fake_tensor_logs(), FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+        with quiet_fake_tensor_logs(), FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
             _bare_forward(network)(_dry_input(network, size))
     finally:
         for h in handles:

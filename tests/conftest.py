@@ -46,6 +46,18 @@ def reference():
     return Reference()
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a test module: its images are small, so one thread is as
+    fast as two and results do not depend on thread scheduling (the resume and DDP tests
+    compare against single-threaded subprocesses). Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

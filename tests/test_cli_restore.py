@@ -16,14 +16,7 @@ from durn.cli import main
 from durn.image_io import read_image, write_image
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The images here are small: one thread is as fast as two, and far faster when the
-    machine's cores are shared (threads then wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def crop(name, top, left, height, width):

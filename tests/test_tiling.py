@@ -11,14 +11,7 @@ from durn import tiling
 from durn.restore import restore
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The images here are small: one thread is as fast as two, and far faster when the
-    machine's cores are shared (threads then wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def photo(name, top, left, height, width, gray=False):

@@ -24,12 +24,7 @@ def torchrun_env():
     return env
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_two_gloo_processes_match_one_process(tmp_path, train_photos):

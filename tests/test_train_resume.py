@@ -15,13 +15,7 @@ from durn.train import train
 from durn.train.loop import Trainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # One thread, as in the subprocess below: results must not depend on thread scheduling.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def settings(photos, **kw):

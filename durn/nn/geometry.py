@@ -45,7 +45,7 @@ def _check_hook(module, args):
 
 
 @contextmanager
-def _quiet_fake_tensor_logs():
+def quiet_fake_tensor_logs():
     logger = logging.getLogger("torch._subclasses.fake_tensor")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
@@ -87,7 +87,7 @@ def _dry_run(run, model: nn.Module, shape: tuple[int, ...], hook, use_meta: bool
             else:
                 from torch._subclasses.fake_tensor import FakeTensorMode
 
-                with _quiet_fake_tensor_logs(), FakeTensorMode(allow_non_fake_inputs=True):
+                with quiet_fake_tensor_logs(), FakeTensorMode(allow_non_fake_inputs=True):
                     out = run(torch.empty(shape, dtype=dtype, device=device))
         return tuple(out.shape[-2:]) == tuple(shape[-2:])
     except (_TooSmall, RuntimeError, ValueError, IndexError, NotImplementedError):

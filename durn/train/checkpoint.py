@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from ..atomic import atomic_write
 
 FORMAT = "durn-train-checkpoint"
 VERSION = 1
@@ -32,31 +33,6 @@ VERSION = 1
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "config.json")
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(file_object)`` on a temporary file in ``path``'s folder, flush it to
-    disk, then ``os.replace`` it onto ``path``: readers see the old file or the new one,
-    never a partial one, even if the process dies mid-write."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def save(path: str | os.PathLike, checkpoint: dict) -> None:
