@@ -30,7 +30,15 @@ OPS = ("fused_conv2d", "pixel_shuffle_conv2d", "squeeze_excitation")
 # Per device type and op: backends in order of preference for "auto".
 AUTO_ORDER: dict[str, dict[str, tuple[str, ...]]] = {
     "cuda": {op: ("cuda", "triton", "torch") for op in OPS},
-    "cpu": {op: ("torch",) for op in OPS},
+    # CPU, measured on the 2-core Xeon (csrc/benchmark_cpu.py, benchmarks/bench_ops.py):
+    # the C++ squeeze-excitation is 1.8-2.4x the reference; C++ convs are 0.74-2.3x
+    # oneDNN's depending on the layer, so convs stay "torch" here and
+    # durn.optimize_for_inference times both per layer.
+    "cpu": {
+        "fused_conv2d": ("torch", "cpp"),
+        "pixel_shuffle_conv2d": ("torch", "cpp"),
+        "squeeze_excitation": ("cpp", "torch"),
+    },
 }
 
 # Backend name -> module that provides ``load()`` (raises with a reason when unusable)
