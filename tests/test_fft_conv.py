@@ -70,8 +70,8 @@ def test_fourier_conv_float32_error_is_rounding(k, dilation, tile):
     assert _rel_err(got, exact) < 20 * _rel_err(direct, exact)
 
 
-@pytest.mark.parametrize("residual_at, activation", itertools.product(
-    ["none", "pre_affine", "post_affine", "post_activation"], ["none", "relu", "tanh"]))
+@pytest.mark.parametrize("residual_at, activation", list(itertools.product(
+    ["none", "pre_affine", "post_affine", "post_activation"], ["none", "relu", "tanh"])))
 def test_transform_epilogues(residual_at, activation):
     x, w, b = _case(5, 1)
     g = torch.Generator().manual_seed(1)
