@@ -32,6 +32,21 @@ def pad_bottom_right(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return x
 
 
+def run_any_size(core, image: torch.Tensor, multiple: int, min_size: int) -> torch.Tensor:
+    """``core`` on ``image`` (N, C, H, W) or (C, H, W) of any size: mirror-pad at the bottom
+    and right to a multiple of ``multiple`` and at least ``min_size``, run, crop back."""
+    unbatched = image.dim() == 3
+    x = image.unsqueeze(0) if unbatched else image
+    h, w = x.shape[-2:]
+    target_h = max(math.ceil(h / multiple) * multiple, min_size)
+    target_w = max(math.ceil(w / multiple) * multiple, min_size)
+    if (target_h, target_w) != (h, w):
+        out = core(pad_bottom_right(x, target_h, target_w))[..., :h, :w]
+    else:
+        out = core(x)
+    return out.squeeze(0) if unbatched else out
+
+
 class DuRN(nn.Module):
     """A dual residual network: ``res = stem(input); x = entry(res)``; each stage is a
     :class:`DualResidualChain` (every stage after the first restarts with ``res = x``);
@@ -88,17 +103,7 @@ class DuRN(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if self.check_inputs and not torch.compiler.is_compiling():
             self._check(image)
-        unbatched = image.dim() == 3
-        x = image.unsqueeze(0) if unbatched else image
-        h, w = x.shape[-2:]
-        m = self.size_multiple
-        target_h = max(math.ceil(h / m) * m, self.min_size)
-        target_w = max(math.ceil(w / m) * m, self.min_size)
-        if (target_h, target_w) != (h, w):
-            out = self.forward_core(pad_bottom_right(x, target_h, target_w))[..., :h, :w]
-        else:
-            out = self.forward_core(x)
-        return out.squeeze(0) if unbatched else out
+        return run_any_size(self.forward_core, image, self.size_multiple, self.min_size)
 
     def _check(self, image: torch.Tensor) -> None:
         if not isinstance(image, torch.Tensor):

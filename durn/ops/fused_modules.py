@@ -551,24 +551,15 @@ class FusedDuRN(nn.Module):
 
     @torch.no_grad()
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        from ..nn.network import DuRN, pad_bottom_right
+        from ..nn.network import DuRN, run_any_size
 
         if self.check_inputs and not torch.compiler.is_compiling():
             DuRN._check(self, image)
             self._check_like_buffers(image)
-        unbatched = image.dim() == 3
-        x = image.unsqueeze(0) if unbatched else image
-        h, w = x.shape[-2:]
-        m = self.size_multiple
-        target_h = max(math.ceil(h / m) * m, self.min_size)
-        target_w = max(math.ceil(w / m) * m, self.min_size)
-        if (target_h, target_w) != (h, w):
-            out = self.forward_core(pad_bottom_right(x, target_h, target_w))[..., :h, :w]
-        else:
-            out = self.forward_core(x)
-        if self.channels_last and not _channels_last(x):
+        out = run_any_size(self.forward_core, image, self.size_multiple, self.min_size)
+        if self.channels_last and not _channels_last(image if image.dim() == 4 else image.unsqueeze(0)):
             out = out.contiguous()
-        return out.squeeze(0) if unbatched else out
+        return out
 
     def _check_like_buffers(self, image: torch.Tensor) -> None:
         probe = next(iter(self.buffers()), None)
