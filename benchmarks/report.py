@@ -26,6 +26,8 @@ def load(paths: list[Path]) -> tuple[dict, list[dict]]:
         data = json.loads(Path(path).read_text())
         machine = machine or data.get("machine_info", {})
         machine.setdefault("datetime", data.get("datetime"))
+        if data.get("durn_note"):
+            machine.setdefault("notes", []).append(data["durn_note"])
         for bench in data.get("benchmarks", []):
             info = bench.get("extra_info", {})
             if "kind" not in info:
@@ -102,6 +104,7 @@ def report(paths: list[Path]) -> str:
     if not rows:
         raise SystemExit(f"no durn benchmarks found in {', '.join(map(str, paths))}")
     out = [machine_line(machine), ""]
+    out += [f"Note: {note}" for note in machine.get("notes", [])] + ([""] if machine.get("notes") else [])
     networks = table(rows, "network")
     if networks:
         out += ["End to end (median over interleaved rounds; (Nx): speed-up over eager in the same run; "
