@@ -139,6 +139,19 @@ def _reach(module: nn.Module, axis: int) -> tuple[Fraction, Fraction, Fraction] 
 
 
 
+def _shape_only_run(network: nn.Module, size: int, handles) -> None:
+    """One forward of ``network`` on fake tensors of ``size`` x ``size`` with ``handles``
+    (already registered hooks) in place; the hooks are removed afterwards."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    try:
+        with quiet_fake_tensor_logs(), FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+            _bare_forward(network)(_dry_input(network, size))
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _bare_forward(network: nn.Module) -> Callable:
     return getattr(network, "forward_core", network)
 
@@ -187,8 +200,6 @@ def receptive_field(network: nn.Module) -> ReceptiveField:
 
 
 def _walk(network: nn.Module) -> ReceptiveField:
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
     size = _dry_run_size(network)
     calls: list[tuple[nn.Module, str, tuple[int, int]]] = []
     names = {m: n for n, m in network.named_modules()}
@@ -198,16 +209,8 @@ def _walk(network: nn.Module) -> ReceptiveField:
         if isinstance(x, torch.Tensor) and x.dim() == 4:
             calls.append((module, names.get(module, type(module).__name__), (x.shape[-2], x.shape[-1])))
 
-    handles = []
-    for module in network.modules():
-        if isinstance(module, GLOBAL) or not any(True for _ in module.children()):
-            handles.append(module.register_forward_pre_hook(hook))
-    try:
-        with quiet_fake_tensor_logs(), FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
-            _bare_forward(network)(_dry_input(network, size))
-    finally:
-        for h in handles:
-            h.remove()
+    hooked = [m for m in network.modules() if isinstance(m, GLOBAL) or not any(True for _ in m.children())]
+    _shape_only_run(network, size, [m.register_forward_pre_hook(hook) for m in hooked])
 
     extent = [[Fraction(0), Fraction(0)], [Fraction(0), Fraction(0)]]
     global_ops, unknown = [], []
@@ -610,8 +613,6 @@ def bytes_per_pixel(network: nn.Module, dtype: torch.dtype, device_type: str) ->
     cached = _BYTES_CACHE.setdefault(network, {})
     if key in cached:
         return cached[key]
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
     size = _dry_run_size(network)
     widest, columns = 0.0, 0.0
 
@@ -624,13 +625,8 @@ def bytes_per_pixel(network: nn.Module, dtype: torch.dtype, device_type: str) ->
                 kh, kw = _pair(module.kernel_size)
                 columns = max(columns, per_px / module.out_channels * module.in_channels * kh * kw)
 
-    handles = [m.register_forward_hook(hook) for m in network.modules() if not any(True for _ in m.children())]
-    try:
-        with quiet_fake_tensor_logs(), FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
-            _bare_forward(network)(_dry_input(network, size))
-    finally:
-        for h in handles:
-            h.remove()
+    leaves = [m for m in network.modules() if not any(True for _ in m.children())]
+    _shape_only_run(network, size, [m.register_forward_hook(hook) for m in leaves])
     elem = torch.finfo(dtype).bits // 8
     cached[key] = (5 * widest + columns) * elem
     return cached[key]
