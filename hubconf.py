@@ -12,12 +12,11 @@ from durn.models import durn_s as _durn_s  # noqa: E402
 from durn.models import durn_s_p as _durn_s_p  # noqa: E402
 from durn.models import durn_u as _durn_u  # noqa: E402
 from durn.models import durn_us as _durn_us  # noqa: E402
-from durn.models import no_released_weights_message as _no_weights  # noqa: E402
 
 
 def _hub(name, builder, pretrained, progress, weights, kwargs):
     if pretrained and weights is None:
-        raise RuntimeError(_no_weights(name))
+        weights = "default"  # the network's default entry in durn.weights; raises if none
     return builder(weights=weights, progress=progress, **kwargs)
 
 
@@ -31,10 +30,12 @@ def durn_p(pretrained=False, progress=True, weights=None, **kwargs):
     reflection padding; 816,225 parameters. Purely local: tiles reproduce the whole image.
 
     Args:
-        pretrained: load released weights (none are released yet: raises with instructions).
+        pretrained: load the network's default released weights (durn.weights.DEFAULTS);
+            where none are released, raises saying how to use the authors' weights.
         progress: show a download progress bar.
-        weights: None, a path to the authors' ``DuRN_P_model.pt`` or a project weights file,
-            or a state dict.
+        weights: None, a released entry name (``durn.weights.list_weights()``), ``"authors"``
+            (after ``durn import-authors``), a path to the authors' ``DuRN_P_model.pt`` or a durn
+            weights file, or a state dict.
         **kwargs: ``connection="dual" | "paired" | "separate"`` (paper Fig. 1 d/b/c).
 
     Paper (BSD200 gray, authors' protocol): PSNR/SSIM 28.49/0.8158 (sigma 30),
@@ -51,10 +52,12 @@ def durn_p_real(pretrained=False, progress=True, weights=None, **kwargs):
     layers; 815,651 parameters; purely local, so tiling is exact.
 
     Args:
-        pretrained: load released weights (none are released yet: raises with instructions).
+        pretrained: load the network's default released weights (durn.weights.DEFAULTS);
+            where none are released, raises saying how to use the authors' weights.
         progress: show a download progress bar.
-        weights: None, a path to the authors' ``DuRN_P_real_model.pt`` or a project file,
-            or a state dict.
+        weights: None, a released entry name (``durn.weights.list_weights()``), ``"authors"``
+            (after ``durn import-authors``), a path to the authors' ``DuRN_P_no_norm_model.pt`` or a durn
+            weights file, or a state dict.
         **kwargs: ``connection`` (paper Fig. 1 wiring).
 
     Paper (PolyU real noise, 40 crops, RGB): PSNR/SSIM 36.83/0.9636.
@@ -73,10 +76,12 @@ def durn_u(pretrained=False, progress=True, weights=None, **kwargs):
     norm; 12,856,579 parameters.
 
     Args:
-        pretrained: load released weights (none are released yet: raises with instructions).
+        pretrained: load the network's default released weights (durn.weights.DEFAULTS);
+            where none are released, raises saying how to use the authors' weights.
         progress: show a download progress bar.
-        weights: None, a path to the authors' ``DuRN_U_model.pt`` or a project file, or a
-            state dict.
+        weights: None, a released entry name (``durn.weights.list_weights()``), ``"authors"``
+            (after ``durn import-authors``), a path to the authors' ``DuRN_U_model.pt`` or a durn
+            weights file, or a state dict.
         **kwargs: ``connection`` (paper Fig. 1 wiring).
 
     Paper (authors' protocol, RGB): GoPro test 29.90/0.9101, Car dataset 29.23/0.8805.
@@ -93,10 +98,12 @@ def durn_us(pretrained=False, progress=True, weights=None, **kwargs):
     stride-2 down-sampling; no normalisation; 9,070,915 parameters.
 
     Args:
-        pretrained: load released weights (none are released yet: raises with instructions).
+        pretrained: load the network's default released weights (durn.weights.DEFAULTS);
+            where none are released, raises saying how to use the authors' weights.
         progress: show a download progress bar.
-        weights: None, a path to the authors' ``DuRN_US_model.pt`` or a project file, or a
-            state dict.
+        weights: None, a released entry name (``durn.weights.list_weights()``), ``"authors"``
+            (after ``durn import-authors``), a path to the authors' ``DuRN-US_model.pt`` or a durn
+            weights file, or a state dict.
         **kwargs: ``connection`` (paper Fig. 1 wiring).
 
     Paper (authors' protocol, RGB): RESIDE SOTS indoor 32.12/0.9803, DCPDN TestA 32.60/0.9828.
@@ -113,10 +120,12 @@ def durn_s(pretrained=False, progress=True, weights=None, **kwargs):
     3,729,923 parameters.
 
     Args:
-        pretrained: load released weights (none are released yet: raises with instructions).
+        pretrained: load the network's default released weights (durn.weights.DEFAULTS);
+            where none are released, raises saying how to use the authors' weights.
         progress: show a download progress bar.
-        weights: None, a path to the authors' ``DuRN_S_model.pt`` or a project file, or a
-            state dict.
+        weights: None, a released entry name (``durn.weights.list_weights()``), ``"authors"``
+            (after ``durn import-authors``), a path to the authors' ``DuRN_S_model.pt`` or a durn
+            weights file, or a state dict.
         **kwargs: ``connection`` (paper Fig. 1 wiring).
 
     Paper (authors' protocol, Y of YCrCb): DID-MDN 33.21/0.9251, DDN 31.30/0.9194.
@@ -135,10 +144,12 @@ def durn_s_p(pretrained=False, progress=True, weights=None, **kwargs):
     (one an unused PReLU weight the checkpoints carry).
 
     Args:
-        pretrained: load released weights (none are released yet: raises with instructions).
+        pretrained: load the network's default released weights (durn.weights.DEFAULTS);
+            where none are released, raises saying how to use the authors' weights.
         progress: show a download progress bar.
-        weights: None, a path to the authors' ``DuRN_S_P_model.pt`` or a project file, or a
-            state dict.
+        weights: None, a released entry name (``durn.weights.list_weights()``), ``"authors"``
+            (after ``durn import-authors``), a path to the authors' ``DuRN_S_P_model.pt`` or a durn
+            weights file, or a state dict.
         **kwargs: ``connection`` (paper Fig. 1 wiring).
 
     Paper (authors' protocol, Y of YCrCb): RainDrop test A 31.24/0.9259, test B 25.32/0.8174.

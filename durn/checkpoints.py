@@ -42,12 +42,15 @@ AUTHORS_CHANNEL_ORDER = {
     "durn_s_p": "BGR",  # trained and evaluated on images read with OpenCV
 }
 
-# The authors' file names in their ``trainedmodels`` archive, for messages.
+# The authors' file names in their ``trainedmodels`` archive, for messages. Each sits in
+# a folder named after its training set (the paths their test scripts load;
+# durn.weights.authors.AUTHORS_ARCHIVE has the folders): BSD_gray, RealNoiseHKPoly,
+# GoPro, RESIDE (also DCPDNData), DIDMDN_Data (also DDN_Data), RainDrop.
 AUTHORS_FILES = {
     "durn_p": "DuRN_P_model.pt",
-    "durn_p_real": "DuRN_P_real_model.pt",
+    "durn_p_real": "DuRN_P_no_norm_model.pt",
     "durn_u": "DuRN_U_model.pt",
-    "durn_us": "DuRN_US_model.pt",
+    "durn_us": "DuRN-US_model.pt",
     "durn_s": "DuRN_S_model.pt",
     "durn_s_p": "DuRN_S_P_model.pt",
 }
@@ -205,7 +208,7 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> Mapping:
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     if os.path.isdir(path):
-        raise CheckpointError(f"{path} is a folder; expected a checkpoint file such as DuRN_US_model.pt")
+        raise CheckpointError(f"{path} is a folder; expected a checkpoint file such as DuRN-US_model.pt")
     size = os.path.getsize(path)
     if size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes); the download or copy did not finish")
@@ -285,6 +288,10 @@ def to_project_state_dict(name: str, checkpoint) -> tuple[dict[str, torch.Tensor
             raise CheckpointError(f"{source}: tensor {key} contains NaN or Inf; the file is damaged")
     ranking = identify(sd)
     exact = [(net, kind) for score, net, kind in ranking if score == 1.0]
+    if (name, "authors") not in exact and (name, "project") not in exact:
+        upgraded = with_batch_counters(sd)
+        if upgraded is not sd and _match(upgraded, authors_layout(name)) == 1.0:
+            sd, exact = upgraded, [(name, "authors")]
     if (name, "authors") in exact:
         pairs = AUTHORS_NAMES[name]
         sd, kind = {_rename(k, pairs): v for k, v in sd.items()}, "authors"
@@ -293,6 +300,19 @@ def to_project_state_dict(name: str, checkpoint) -> tuple[dict[str, torch.Tensor
     else:
         raise CheckpointError(_mismatch_message(name, source, sd, ranking))
     return sd, kind
+
+
+def with_batch_counters(sd: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """Checkpoints saved before PyTorch 0.4 (the authors used 0.3.1) have no BatchNorm
+    ``num_batches_tracked``; add zeros, as ``BatchNorm`` does when it loads such files.
+    Returns ``sd`` itself when it has counters already or no BatchNorm statistics."""
+    if any(k.endswith(".num_batches_tracked") for k in sd) or not any(k.endswith(".running_mean") for k in sd):
+        return sd
+    out = dict(sd)
+    for key in sd:
+        if key.endswith(".running_mean"):
+            out[key[: -len("running_mean")] + "num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
+    return out
 
 
 def _mismatch_message(name: str, source: str, sd, ranking) -> str:
@@ -323,7 +343,7 @@ def _mismatch_message(name: str, source: str, sd, ranking) -> str:
 def load_reference(name: str, checkpoint, *, map_location="cpu") -> torch.nn.Module:
     """Build network ``name`` and load one of the authors' checkpoints into it.
 
-    ``checkpoint`` is a path to one of the authors' released files (``DuRN_US_model.pt``
+    ``checkpoint`` is a path to one of the authors' released files (``DuRN-US_model.pt``
     and the like; ``module.`` prefixes and wrapper dicts are handled) or a state dict in
     the authors' or this project's layout. Files are read with ``weights_only=True``.
     Returns the network in eval mode; ``model.channel_order`` says which channel order

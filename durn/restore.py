@@ -32,18 +32,15 @@ class UntrainedWeightsWarning(UserWarning):
     """A network with random weights was requested: its output is not a restoration."""
 
 
-def load_network(name: str, weights=None) -> nn.Module:
-    """Network ``name`` with ``weights``: a checkpoint path (the authors' file or a project
-    weights file), a state dict, or ``"untrained"`` (random weights, seeded, with a warning;
-    for checking a pipeline). ``None`` asks for released weights, which do not exist yet:
-    the error says how to get the authors' weights."""
-    from .models import get_model, no_released_weights_message
+def load_network(name: str, weights="default") -> nn.Module:
+    """Network ``name`` with ``weights``: ``"default"`` (the network's default released
+    weights), a released entry name, ``"authors"`` (after ``durn import-authors``), a
+    checkpoint path (the authors' file or a durn weights file), a state dict, or
+    ``"untrained"`` (random weights, seeded, with a warning; for checking a pipeline)."""
+    from .models import get_model
 
-    if weights is None or (isinstance(weights, str) and weights in ("default", "pretrained")):
-        raise ValueError(
-            no_released_weights_message(name)
-            + " To check a pipeline without weights, pass weights='untrained' (random weights)."
-        )
+    if weights is None or (isinstance(weights, str) and weights == "pretrained"):
+        weights = "default"
     if isinstance(weights, str) and weights == "untrained":
         warnings.warn(
             f"{name} has random (untrained) weights: its output is NOT a restoration. Use it only "
@@ -52,7 +49,13 @@ def load_network(name: str, weights=None) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             return get_model(name).eval()
-    return get_model(name, weights=weights).eval()
+    try:
+        return get_model(name, weights=weights).eval()
+    except ValueError as err:
+        if weights == "default":
+            raise ValueError(f"{err} To check a pipeline without weights, pass weights='untrained' "
+                             "(random weights).") from None
+        raise
 
 
 @dataclass(frozen=True)
@@ -288,7 +291,7 @@ def auto_exact_tile(model: nn.Module, device: torch.device, dtype: torch.dtype, 
 
 
 class Restore(nn.Module):
-    """Image restoration as a module: ``Restore("durn_us", weights="DuRN_US_model.pt")``.
+    """Image restoration as a module: ``Restore("durn_us", weights="authors")``.
 
     Call it on anything :func:`restore` takes (tensor, numpy array, PIL image, list); the
     result is of the same kind, so it fits in ``torchvision.transforms.Compose`` before or

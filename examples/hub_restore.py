@@ -1,10 +1,11 @@
 """Load a DuRN through torch.hub from this clone and run it on a real photograph.
 
-    python examples/hub_restore.py --network durn_p --sigma 30 -o restored.png
-    python examples/hub_restore.py --network durn_us --weights DuRN_US_model.pt --image hazy.jpg
+    python examples/hub_restore.py --network durn_p --sigma 50 -o restored.png   # released weights
+    python examples/hub_restore.py --network durn_us --weights authors --image hazy.jpg
 
-Without ``--weights`` the network is randomly initialised (no weights are released
-yet), so the output shows the pipeline working, not a restoration.
+Without ``--weights`` the network's released weights are loaded (``pretrained=True``);
+``--weights authors`` needs ``durn import-authors`` first; ``--weights untrained`` gives
+random weights (the pipeline working, not a restoration).
 """
 from __future__ import annotations
 
@@ -27,13 +28,18 @@ def sample_image(gray: bool) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--network", default="durn_p", help="durn_p, durn_p_real, durn_u, durn_us, durn_s, durn_s_p")
-    parser.add_argument("--weights", help="one of the authors' checkpoint files, or a project weights file")
+    parser.add_argument("--weights", help="'authors', 'untrained', a released entry, or a checkpoint file "
+                                          "(default: the released weights)")
     parser.add_argument("--image", help="input image (default: a photograph from scikit-image's data)")
     parser.add_argument("--sigma", type=float, help="add Gaussian noise of this sigma (0-255 scale) first")
     parser.add_argument("-o", "--output", default="restored.png")
     args = parser.parse_args()
 
-    model = torch.hub.load(str(REPO), args.network, source="local", weights=args.weights).eval()
+    if args.weights == "untrained":
+        model = torch.hub.load(str(REPO), args.network, source="local").eval()
+    else:
+        model = torch.hub.load(str(REPO), args.network, source="local", pretrained=args.weights is None,
+                               weights=args.weights).eval()
     gray = model.in_channels == 1
     if args.image:
         img = np.asarray(Image.open(args.image).convert("L" if gray else "RGB"))
@@ -58,7 +64,7 @@ def main() -> None:
     if out_path.exists():
         raise SystemExit(f"{out_path} exists; choose another --output (nothing was overwritten)")
     Image.fromarray(out).save(out_path)
-    weights = args.weights or "random initialisation (untrained: pass --weights for a real restoration)"
+    weights = {None: "released (pretrained=True)", "untrained": "random (NOT a restoration)"}.get(args.weights, args.weights)
     print(f"{args.network} from {REPO} via torch.hub; weights: {weights}")
     print(f"input {tuple(x.shape)} -> {out_path}")
     if args.sigma:

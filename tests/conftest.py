@@ -46,6 +46,19 @@ def reference():
     return Reference()
 
 
+@pytest.fixture(scope="session")
+def hubconf():
+    """The repository's hubconf.py, imported as torch.hub's source="local" does."""
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    try:
+        import hubconf as module
+    finally:
+        sys.path.remove(str(REPO))
+    return module
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Torch on one thread for a test module: its images are small, so one thread is as

@@ -159,3 +159,18 @@ def test_builder_accepts_checkpoint_path(tmp_path):
         durn.durn_p(weights=tmp_path / "absent.pt")
     with pytest.raises(ValueError, match="trainedmodels"):
         durn.durn_p(weights="DEFAULT")
+
+
+@pytest.mark.parametrize("name", ["durn_p", "durn_s_p"])
+def test_pytorch_0_3_files_without_batch_counters_load(tmp_path, name):
+    """The authors saved with PyTorch 0.3.1, which wrote no BatchNorm num_batches_tracked."""
+    sd = {k: v for k, v in _authors_sd(name).items() if not k.endswith("num_batches_tracked")}
+    assert len(sd) < len(authors_layout(name))
+    torch.save(sd, tmp_path / "old.pt")
+    model = durn.load_reference(name, tmp_path / "old.pt")
+    counters = {k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")}
+    assert counters and all(int(v) == 0 for v in counters.values())
+    running = [k for k in sd if k.endswith("running_var")][0]
+    assert any(torch.equal(v, sd[running]) for v in model.state_dict().values())
+    with pytest.raises(CheckpointError, match="not of durn_p_real|does not match durn_p_real"):
+        durn.load_reference("durn_p_real", sd)  # still no other network's file

@@ -176,7 +176,9 @@ def test_user_errors_are_one_line_with_exit_code_2(photos, weights, tmp_path, ca
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"PK\x03\x04 truncated")
     cases = [
-        ([photos], "no released weights"),
+        ([photos], "--weights default needs --network"),
+        ([photos, "--network", "durn_u"], "released no pretrained weights for durn_u"),
+        ([photos, "--network", "durn_p", "--weights", "untrained", "--degrade", "fog"], "--degrade: unknown degradation"),
         ([photos, "--weights", tmp_path / "nope.pt"], "weights file not found"),
         ([photos, "--weights", bad], "bad.pt"),
         ([photos, "--weights", "untrained"], "needs --network"),
@@ -191,6 +193,34 @@ def test_user_errors_are_one_line_with_exit_code_2(photos, weights, tmp_path, ca
         assert err.strip().splitlines()[-1].startswith("durn restore: error:"), err
     assert run_cli(photos, "--weights", "untrained", "--network", "durn_p", "-o", photos / "camera.png") == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_degrade_writes_both_and_reports_psnr(photos, weights, model, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = [photos / "astronaut.png", "--weights", weights / "project.pt", "--degrade", "gaussian:25", "-o", out]
+    assert run_cli(*args) == 0
+    err = capsys.readouterr().err
+    src = read_image(photos / "astronaut.png").pixels
+    degraded = read_image(out / "astronaut_degraded.png").pixels
+    noise = degraded.astype(float) - src
+    assert degraded.dtype == np.uint8 and 20 < noise.std() < 27  # sigma 25, a little clipped
+    from durn.cli.restore import degrade_pixels
+
+    expected = durn.restore(model, degrade_pixels(src, "gaussian:25", 0))  # the unquantised noisy input
+    np.testing.assert_array_equal(read_image(out / "astronaut.png").pixels,
+                                  np.clip(np.round(expected * 255), 0, 255).astype(np.uint8))
+    psnr_noisy = 10 * np.log10(255**2 / np.mean((src.astype(float) - np.clip(np.round(
+        degrade_pixels(src, "gaussian:25", 0) * 255), 0, 255)) ** 2))
+    assert f"degraded {psnr_noisy:.2f} dB" in err, err
+    # a second run keeps the existing degraded file and result
+    (out / "astronaut_degraded.png").write_bytes(b"mine")
+    assert run_cli(*args, "--overwrite", "--seed", "1") == 0
+    assert (out / "astronaut_degraded.png").read_bytes() != b"mine"  # --overwrite: replaced
+    (out / "astronaut.png").unlink()
+    (out / "astronaut_degraded.png").write_bytes(b"mine")
+    assert run_cli(*args) == 0
+    assert (out / "astronaut_degraded.png").read_bytes() == b"mine"
+    assert "kept the existing" in capsys.readouterr().err
 
 
 def test_untrained_weights_warn_loudly(photos, tmp_path, capsys):

@@ -16,16 +16,6 @@ def _entry_points(module):
     )
 
 
-@pytest.fixture(scope="module")
-def hubconf():
-    sys.path.insert(0, str(REPO))
-    try:
-        import hubconf as module
-    finally:
-        sys.path.remove(str(REPO))
-    return module
-
-
 def test_exactly_the_six_networks(hubconf):
     assert _entry_points(hubconf) == sorted(NETWORK_NAMES)
     assert hubconf.dependencies == ["torch"]
@@ -51,8 +41,11 @@ def test_hub_load_local(name):
         assert model.eval()(x).shape == x.shape
 
 
-def test_pretrained_without_weights_explains(hubconf):
-    with pytest.raises(RuntimeError, match=r"trainedmodels.*DuRN_US_model\.pt"):
+def test_pretrained_without_released_weights_explains(hubconf, monkeypatch):
+    import durn.weights
+
+    monkeypatch.setattr(durn.weights, "DEFAULTS", {})
+    with pytest.raises(ValueError, match=r"trainedmodels.*durn import-authors.*weights='authors'"):
         torch.hub.load(str(REPO), "durn_us", source="local", pretrained=True)
 
 

@@ -277,7 +277,7 @@ def test_restore_module_in_torchvision_compose(p_real):
 
 
 def test_restore_module_by_name_needs_weights(tmp_path):
-    with pytest.raises(ValueError, match=r"no released weights.*trainedmodels.*untrained"):
+    with pytest.raises(ValueError, match=r"no pretrained weights for durn_p_real.*trainedmodels.*untrained"):
         durn.Restore("durn_p_real")
     with pytest.warns(UntrainedWeightsWarning, match="NOT a restoration"):
         a = durn.Restore("durn_p_real", weights="untrained")

@@ -142,3 +142,21 @@ def test_config_resolution_and_errors(tmp_path):
     saved = make_config({"out": "r", "batch_size": 4}).to_dict()
     assert resume_conflicts(saved, make_config({**saved, "device": "cpu", "workers": 2})) == []
     assert resume_conflicts(saved, make_config({**saved, "batch_size": 8})) == ["batch_size: run has 4, now 8"]
+
+
+def test_schedule_override_replaces_every_stage_keeping_base_rates():
+    from durn.train.loop import _overridden
+
+    stages = get_preset("durn_s_p_raindrop").stages
+    cos = plan(_overridden(stages, loss=None, schedule="cosine"), steps=1000)
+    assert [s.kind for s in cos.stages] == ["cosine", "cosine"]
+    first, second = cos.stages
+    assert cos.lr_at(0) == 1e-4 and cos.lr_at(first.steps // 2) == pytest.approx(0.5e-4)
+    assert cos.lr_at(first.steps) == 1e-5  # the second stage starts at its own base rate
+    const = plan(_overridden(stages, loss="l1", schedule="constant"), steps=1000)
+    assert {s.loss for s in const.stages} == {"l1"}
+    assert const.lr_at(0) == const.lr_at(first.steps - 1) == 1e-4
+    compressed = plan(get_preset("durn_p_gaussian").stages, steps=4000)
+    assert compressed.lr_at(700) == pytest.approx(1e-4)  # why the override exists: decayed by step 667
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        make_config(out="x", schedule="linear")

@@ -2,7 +2,7 @@
 
 Examples::
 
-    durn evaluate --network durn_us --weights trainedmodels/DuRN_US_model.pt \\
+    durn evaluate --network durn_us --weights trainedmodels/RESIDE/DuRN-US_model.pt \\
         --data data/SOTS/indoor --dataset reside_sots --protocol authors --json sots.json
     durn evaluate --network durn_p --weights durn_p.pt --data photos/ --degrade gaussian:50 \\
         --protocol standard

@@ -24,9 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", choices=NETWORK_NAMES,
                         help="which network (default: recognised from the --weights file)")
     parser.add_argument("--weights", default="default",
-                        help="a project weights file, one of the authors' checkpoint files (DuRN_US_model.pt, ...), "
-                             "'untrained' (random weights, to check the pipeline), or 'default' (released "
-                             "weights: none yet)")
+                        help="'default' (the network's released weights; the default), a released entry "
+                             "(durn.weights.list_weights()), 'authors' (after durn import-authors), a durn weights "
+                             "file, one of the authors' checkpoint files (DuRN-US_model.pt, ...), or 'untrained' "
+                             "(random weights, to check the pipeline)")
     parser.add_argument("-o", "--output", default="restored", metavar="OUTDIR",
                         help="folder for the results (default: ./restored)")
     parser.add_argument("--suffix", default="", help="added to each output file name before the extension")
@@ -45,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="float32", choices=("float32", "bf16", "fp16"),
                         help="float32 (default); bf16 / fp16 are faster on GPUs (a result with NaN/Inf is "
                              "recomputed in float32)")
+    parser.add_argument("--degrade", metavar="SPEC",
+                        help="try a network on clean photos: degrade each input first (gaussian:50, blur, haze, "
+                             "rain, raindrop), write it beside the result as NAME_degraded, and print the PSNR of "
+                             "both against the input file")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of --degrade (default 0)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -136,16 +142,15 @@ def load_model(network: str | None, weights: str):
     """The network for ``--network`` / ``--weights``; user errors as :class:`UserError`."""
     import durn
     from ..restore import UntrainedWeightsWarning, load_network
+    from ..weights import WEIGHTS, WeightsHashError
 
-    if weights in ("default", "pretrained"):
-        from ..checkpoints import AUTHORS_FILES
-
-        example = AUTHORS_FILES[network or "durn_us"]
-        raise UserError(
-            "durn has no released weights yet: pass --weights with one of the authors' checkpoint files "
-            f"(e.g. {example} from their 'trainedmodels' archive, linked from the DuRN authors' GitHub README) "
-            "or a project weights file, or --weights untrained (random weights) to check the pipeline"
-        )
+    if weights in ("default", "pretrained", "authors") and network is None:
+        raise UserError(f"--weights {weights} needs --network ({', '.join(NETWORK_NAMES)})")
+    if weights in WEIGHTS:
+        entry_network = WEIGHTS[weights].network
+        if network not in (None, entry_network):
+            raise UserError(f"--weights {weights} is for {entry_network}, not --network {network}")
+        network = entry_network
     if weights == "untrained":
         if network is None:
             raise UserError(f"--weights untrained needs --network ({', '.join(NETWORK_NAMES)})")
@@ -155,13 +160,15 @@ def load_model(network: str | None, weights: str):
         print(f"WARNING: --weights untrained: {network} has RANDOM weights; the outputs are NOT restorations "
               "(use this only to check the pipeline)", file=sys.stderr)
         return model
-    if not os.path.exists(weights):
-        raise UserError(f"weights file not found: {weights}")
+    is_name = weights in ("default", "pretrained", "authors") or weights in WEIGHTS
+    if not is_name and not os.path.exists(weights):
+        raise UserError(f"weights file not found: {weights} (expected a file, 'default', 'authors', 'untrained' "
+                        f"or a released entry: {', '.join(WEIGHTS) or 'none'})")
     try:
         if network is None:
             network = identify_network(weights)
         return load_network(network, weights)
-    except (durn.CheckpointError, FileNotFoundError) as err:
+    except (durn.CheckpointError, FileNotFoundError, ValueError, WeightsHashError) as err:
         raise UserError(str(err).replace("\n", " ")) from None
 
 
@@ -175,6 +182,50 @@ def identify_network(path: str) -> str:
     if len(exact) > 1:
         raise UserError(f"{path} fits several networks ({', '.join(exact)}); pass --network")
     raise UserError(f"{path} is not a checkpoint of any DuRN network; pass --network to see what does not match")
+
+
+def _as_chw(pixels):
+    import numpy as np
+    import torch
+
+    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).to(torch.float32)
+    x = x / scale if pixels.dtype.kind in "ui" else x
+    return x[None] if x.dim() == 2 else x.permute(2, 0, 1)
+
+
+def degrade_pixels(pixels, spec: str, seed: int):
+    """The image as float32 (H, W[, C]) in [0, 1] with ``spec`` applied (not clipped)."""
+    import torch
+
+    from ..data.degradations import make_degradation
+
+    try:
+        degradation = make_degradation(spec)
+    except ValueError as err:
+        raise UserError(f"--degrade: {err}") from None
+    out = degradation(_as_chw(pixels), torch.Generator().manual_seed(seed))
+    return (out[0] if pixels.ndim == 2 else out.permute(1, 2, 0)).contiguous().numpy()
+
+
+def to_like(values, original):
+    """Float pixels in [0, 1] as the original's integer type (rounded, clamped)."""
+    import numpy as np
+
+    if values.dtype == original.dtype:
+        return values
+    top = np.iinfo(original.dtype).max
+    return np.clip(np.round(values.astype(np.float64) * top), 0, top).astype(original.dtype)
+
+
+def psnr_line(source: str, spec: str, clean, degraded, restored) -> str:
+    """PSNR of the degraded input and of the result against the file, over all channels,
+    after rounding to 8 bits (what a viewer of the written files compares)."""
+    from ..metrics import psnr, quantize
+
+    target = quantize(_as_chw(clean), "round").double()
+    before, after = (psnr(quantize(_as_chw(x), "round").double(), target, 255.0) for x in (degraded, restored))
+    return f"{source} with {spec}: degraded {before:.2f} dB, restored {after:.2f} dB (PSNR against the file)"
 
 
 def pick_device(name: str):
@@ -275,10 +326,13 @@ def restore_one(model, job: Job, args, tile, progress, say, said: set[str]) -> s
         image = read_image(job.source)
     except ImageReadError as err:
         return f"cannot read {job.source}: {err}"
+    pixels = image.pixels
+    if args.degrade:
+        pixels = degrade_pixels(image.pixels, args.degrade, args.seed)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = restore(model, image.pixels, tile=tile, tile_overlap=args.tile_overlap,
+            result = restore(model, pixels, tile=tile, tile_overlap=args.tile_overlap,
                              tile_mode="exact" if args.exact_tiles else "blend",
                              precision=args.precision, progress=progress)
     except RuntimeError as err:  # CUDA: torch.OutOfMemoryError; CPU: "not enough memory"
@@ -287,9 +341,19 @@ def restore_one(model, job: Job, args, tile, progress, say, said: set[str]) -> s
         raise
     except ValueError as err:
         return f"cannot restore {job.source}: {err}"
+    if args.degrade:
+        say(psnr_line(job.source, args.degrade, image.pixels, pixels, result))
+        pixels, result = to_like(pixels, image.pixels), to_like(result, image.pixels)
     try:
         os.makedirs(os.path.dirname(job.output) or ".", exist_ok=True)
         notes = image.notes + write_image(job.output, result, like=image)
+        if args.degrade:
+            stem, ext = os.path.splitext(job.output)
+            degraded_path = f"{stem}_degraded{ext}"
+            if os.path.exists(degraded_path) and not args.overwrite:
+                notes.append(f"kept the existing {degraded_path} (--overwrite to replace it)")
+            else:
+                notes += write_image(degraded_path, pixels, like=image)
     except OSError as err:
         return f"cannot write {job.output}: {err}"
     for note in notes:

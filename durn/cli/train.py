@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crop", type=int, default=S, metavar="C", help="square training crop size")
     g.add_argument("--lr", type=float, default=S, help="base learning rate of the first stage")
     g.add_argument("--loss", default=S, help="replace every stage's loss (a durn.losses name)")
+    g.add_argument("--schedule", default=S, choices=("cosine", "constant"),
+                   help="replace the recipe's learning-rate schedule (each stage keeps its base rate); "
+                        "cosine suits short runs, whose compressed step milestones come too early")
     g.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=S, help="random horizontal flips")
     g.add_argument("--reuse", type=int, default=S, metavar="K", help="optimiser steps per drawn batch")
     g.add_argument("--seed", type=int, default=S)

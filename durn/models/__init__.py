@@ -1,14 +1,13 @@
 """The six DuRN networks as plain builders: ``durn_p(weights=None)`` and friends.
 
-``weights`` may be ``None`` (random initialisation, for training), a path to a
-checkpoint file (one of the authors' released files or a project weights file), or a
-state dict. Released project weights and ``weights="authors"`` come with the weights
-registry; until then such names raise an error that says how to load the authors' files.
+``weights`` may be ``None`` (random initialisation, for training), a released entry
+name (``durn.weights.list_weights()``), ``"default"`` (the network's default entry, what
+``pretrained=True`` means in torch.hub), ``"authors"`` (the authors' weights, after
+``durn import-authors``), a path to a checkpoint file (one of the authors' released
+files or a durn weights file), or a state dict. See :mod:`durn.weights`.
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 
 from torch import nn
 
@@ -26,30 +25,24 @@ __all__ = ["NETWORKS", "NetworkInfo", "durn_p", "durn_p_real", "durn_s", "durn_s
 
 
 def no_released_weights_message(name: str) -> str:
-    from ..checkpoints import AUTHORS_FILES
+    from ..weights import no_default_message
 
-    return (
-        f"durn has no released weights for {name} yet, so pretrained weights cannot be downloaded. "
-        f"To use the authors' weights, download their 'trainedmodels' archive (linked from the "
-        f"DuRN authors' GitHub README), then pass the file: "
-        f"{name}(weights='path/to/{AUTHORS_FILES[name]}') or "
-        f"durn.load_reference({name!r}, 'path/to/{AUTHORS_FILES[name]}')."
-    )
+    return no_default_message(name)
 
 
 def _build(name: str, builder, weights, progress: bool, kwargs) -> nn.Module:
     if weights is None:
         return builder(**kwargs)
-    is_path = isinstance(weights, (str, os.PathLike))
-    if isinstance(weights, Mapping) or (is_path and os.path.exists(weights)):
-        from ..checkpoints import load_reference
+    if kwargs.get("connection", "dual") != "dual":
+        raise ValueError("pretrained weights exist only for the paper's wiring, connection='dual'")
+    from ..checkpoints import load_reference
+    from ..weights import resolve_weights
 
-        if kwargs.get("connection", "dual") != "dual":
-            raise ValueError("pretrained weights exist only for the paper's wiring, connection='dual'")
-        return load_reference(name, weights)
-    if is_path and (os.sep in os.fspath(weights) or os.fspath(weights).endswith((".pt", ".pth"))):
-        raise FileNotFoundError(f"weights file not found: {os.fspath(weights)}")
-    raise ValueError(f"unknown weights {weights!r} for {name}. " + no_released_weights_message(name))
+    checkpoint, channel_order = resolve_weights(name, weights, progress=progress)
+    model = load_reference(name, checkpoint)
+    if channel_order is not None:
+        model.channel_order = channel_order
+    return model
 
 
 def durn_p(*, weights=None, progress: bool = True, **kwargs) -> nn.Module:

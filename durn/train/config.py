@@ -11,6 +11,9 @@ from pathlib import Path
 from .presets import get_preset
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "fp64")
+# A compressed recipe keeps its milestones' fractions, which decays too early for a short
+# run; these replace every stage's schedule (each keeping its base rate).
+SCHEDULE_OVERRIDES = ("cosine", "constant")
 
 
 @dataclass
@@ -28,6 +31,7 @@ class TrainConfig:
     crop: int | None = None
     lr: float | None = None           # base learning rate of the first stage
     loss: str | None = None           # replaces every stage's loss
+    schedule: str | None = None       # replaces every stage's schedule: "cosine" or "constant"
     hflip: bool | None = None
     reuse: int | None = None          # optimiser steps per drawn batch
     seed: int = 0
@@ -171,6 +175,8 @@ def validate(c: TrainConfig) -> None:
         raise ValueError(f"grad_clip must be >= 0, got {c.grad_clip}")
     if c.degrade is not None and c.degrade.startswith("gaussian"):
         parse_gaussian(c.degrade)
+    if c.schedule is not None and c.schedule not in SCHEDULE_OVERRIDES:
+        raise ValueError(f"schedule must be one of {SCHEDULE_OVERRIDES}, got {c.schedule!r}")
     if c.loss is not None:
         from ..losses import LOSSES
 

@@ -24,7 +24,7 @@ from . import checkpoint as ckpt_io
 from . import distributed as D
 from .config import TrainConfig, make_config, resume_conflicts
 from .ema import EMA
-from .presets import Plan, plan
+from .presets import Plan, Schedule, plan
 from .stream import SampleStream, ShardedBatches, generator
 
 
@@ -169,7 +169,7 @@ class Trainer:
         if self.data.train_size < 1:
             raise TrainingError("the training set is empty")
         self.plan: Plan = plan(
-            c.preset_obj.stages if c.loss is None else _with_loss(c.preset_obj.stages, c.loss),
+            _overridden(c.preset_obj.stages, loss=c.loss, schedule=c.schedule),
             dataset_size=self.data.train_size, batch_size=c.global_batch, reuse=c.steps_per_batch,
             steps=c.steps, lr=c.lr,
         )
@@ -511,10 +511,14 @@ class Trainer:
             self.save("best.pt")
 
 
-def _with_loss(stages, loss: str):
+def _overridden(stages, *, loss: str | None, schedule: str | None):
     from dataclasses import replace
 
-    return tuple(replace(s, loss=loss) for s in stages)
+    if loss is not None:
+        stages = tuple(replace(s, loss=loss) for s in stages)
+    if schedule is not None:
+        stages = tuple(replace(s, schedule=Schedule(schedule, s.schedule.lr)) for s in stages)
+    return stages
 
 
 def train(config: TrainConfig | dict | None = None, /, **settings) -> TrainResult:

@@ -1,0 +1,215 @@
+"""The weights registry: packaged and downloaded entries, hash checks, `weights=` forms."""
+import dataclasses
+import hashlib
+
+import pytest
+import torch
+
+import durn
+import durn.weights as W
+from durn.checkpoints import CheckpointError
+from durn.weights import Weights, WeightsHashError
+from durn.weights.heldout import HELDOUT, SIGMAS
+
+from conftest import REPO
+
+
+@pytest.fixture
+def hub_dir(tmp_path):
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    yield tmp_path / "hub"
+    torch.hub.set_dir(old)
+
+
+@pytest.fixture
+def trained_like():
+    """A durn_p with non-trivial weights and BN statistics, and its float16-rounded state."""
+    torch.manual_seed(3)
+    model = durn.durn_p()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    rounded = {k: (v.half().float() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    return model, rounded
+
+
+def _entry_for(path, name="durn_p.test", **changes):
+    entry = Weights(name=name, network="durn_p", file=path.name, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                    size=path.stat().st_size, channel_order="L")
+    return dataclasses.replace(entry, **changes)
+
+
+@pytest.fixture
+def packaged(tmp_path, monkeypatch, trained_like):
+    """A registry with one packaged durn_p entry (the default) in a temporary folder."""
+    model, rounded = trained_like
+    folder = tmp_path / "released"
+    folder.mkdir()
+    path = folder / "durn_p-test.pt"
+    W.save_weights_file(path, "durn_p", model.state_dict(), channel_order="L", entry="durn_p.test")
+    entry = _entry_for(path)
+    monkeypatch.setattr(W, "RELEASED_DIR", folder)
+    monkeypatch.setattr(W, "WEIGHTS", {entry.name: entry})
+    monkeypatch.setattr(W, "DEFAULTS", {"durn_p": entry.name})
+    return entry, path, rounded
+
+
+def _same_state(model, expected):
+    state = model.state_dict()
+    assert state.keys() == expected.keys()
+    for k, v in expected.items():
+        assert state[k].dtype == (torch.float32 if v.is_floating_point() else v.dtype), k
+        assert torch.equal(state[k], v), k
+
+
+def test_packaged_entry_loads_by_name_default_and_object(packaged):
+    entry, _, rounded = packaged
+    for spec in ("durn_p.test", "default", entry):
+        model = durn.durn_p(weights=spec)
+        _same_state(model, rounded)
+        assert model.channel_order == "L" and not model.training
+
+
+def test_hub_pretrained_uses_the_default_entry(packaged, hubconf):
+    _, _, rounded = packaged
+    _same_state(hubconf.durn_p(pretrained=True), rounded)
+
+
+def test_restore_defaults_to_the_released_weights(packaged):
+    _, _, rounded = packaged
+    from durn.restore import load_network
+
+    _same_state(load_network("durn_p"), rounded)
+
+
+def test_float16_storage_halves_the_file(packaged, tmp_path, trained_like):
+    entry, path, _ = packaged
+    full = tmp_path / "full.pt"
+    W.save_weights_file(full, "durn_p", trained_like[0].state_dict(), channel_order="L", storage=torch.float32)
+    assert path.stat().st_size < 0.55 * full.stat().st_size
+
+
+def test_modified_packaged_file_is_refused_and_kept(packaged):
+    entry, path, _ = packaged
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsHashError, match="was modified"):
+        durn.durn_p(weights="durn_p.test")
+    assert path.read_bytes() == bytes(data)  # the user's file is not deleted
+
+
+def test_entry_of_another_network_is_refused(packaged):
+    with pytest.raises(ValueError, match="for durn_p, not durn_u"):
+        durn.durn_u(weights=packaged[0])
+
+
+def test_weights_file_of_another_network_is_named(packaged):
+    with pytest.raises(CheckpointError, match="holds weights for durn_p, not durn_p_real"):
+        durn.durn_p_real(weights=str(packaged[1]))
+
+
+def test_no_default_entry_explains_how_to_get_weights(monkeypatch):
+    monkeypatch.setattr(W, "DEFAULTS", {})
+    with pytest.raises(ValueError, match=r"import-authors.*weights='authors'.*DuRN_U_model\.pt"):
+        durn.durn_u(weights="default")
+
+
+@pytest.mark.parametrize("bad", ["durn_p.nonexistent", "no/such/file.pt"])
+def test_unknown_names_and_missing_files(bad):
+    with pytest.raises((ValueError, FileNotFoundError), match="unknown weights|not found"):
+        durn.durn_p(weights=bad)
+
+
+# --------------------------------------------------------------------------- downloads
+@pytest.fixture
+def hosted(tmp_path, monkeypatch, trained_like, hub_dir):
+    """A registry entry hosted at a file:// URL (no network needed)."""
+    model, rounded = trained_like
+    server = tmp_path / "server"
+    server.mkdir()
+    path = server / "durn_p-hosted.pt"
+    W.save_weights_file(path, "durn_p", model.state_dict(), channel_order="L")
+    entry = _entry_for(path, name="durn_p.hosted", url=path.as_uri())
+    monkeypatch.setattr(W, "WEIGHTS", {entry.name: entry})
+    return entry, path, rounded
+
+
+def test_download_verifies_and_caches(hosted):
+    entry, source, rounded = hosted
+    _same_state(durn.durn_p(weights="durn_p.hosted", progress=False), rounded)
+    cached = W.cache_dir() / entry.file
+    assert cached.read_bytes() == source.read_bytes()
+    source.unlink()  # the cached copy is used from now on
+    _same_state(durn.durn_p(weights="durn_p.hosted", progress=False), rounded)
+    assert sorted(p.name for p in cached.parent.iterdir()) == [entry.file]  # no temporary files left
+
+
+def test_tampered_cache_is_deleted_and_fetched_again(hosted, capsys):
+    entry, source, rounded = hosted
+    W.weights_path(entry, progress=False)
+    cached = W.cache_dir() / entry.file
+    cached.write_bytes(b"tampered")
+    _same_state(durn.durn_p(weights=entry, progress=False), rounded)
+    assert cached.read_bytes() == source.read_bytes()
+    assert "deleting it and downloading it again" in capsys.readouterr().err
+
+
+def test_download_with_wrong_hash_is_deleted(hosted):
+    entry, source, _ = hosted
+    wrong = dataclasses.replace(entry, sha256="0" * 64)
+    with pytest.raises(WeightsHashError, match="it was deleted"):
+        W.weights_path(wrong, progress=False)
+    assert not (W.cache_dir() / entry.file).exists()
+    assert list(W.cache_dir().iterdir()) == []
+
+
+# --------------------------------------------------------------------------- the real registry
+@pytest.mark.parametrize("name", sorted(W.WEIGHTS) or [pytest.param(None, marks=pytest.mark.skip("no entries"))])
+def test_registry_entry_is_complete_and_verified(name):
+    entry = W.WEIGHTS[name]
+    assert entry.name.startswith(entry.network + ".")
+    assert entry.network in durn.NETWORKS and entry.channel_order in ("L", "RGB", "BGR")
+    assert entry.recipe and entry.training_data and entry.hardware and entry.steps > 0
+    if entry.in_package:
+        path = W.RELEASED_DIR / entry.file
+        assert path.stat().st_size == entry.size
+        assert W.sha256_file(path) == entry.sha256
+        model = durn.get_model(entry.network, weights=name)
+        assert model.channel_order == entry.channel_order
+    if entry.network == "durn_p":
+        expected = {f"{n}/sigma{s}" for n in HELDOUT for s in SIGMAS}
+        for table in (entry.metrics, *entry.baselines.values()):
+            assert set(table) == expected
+            for cell in table.values():
+                assert set(cell) == {"psnr_authors", "ssim_authors", "psnr_standard", "ssim_standard"}
+
+
+def test_defaults_point_at_entries_of_their_network():
+    for network, name in W.DEFAULTS.items():
+        assert W.WEIGHTS[name].network == network
+
+
+@pytest.mark.skipif(not W.DEFAULTS.get("durn_p"), reason="no released durn_p weights")
+def test_released_durn_p_reproduces_its_model_card(one_thread):
+    """The card's camera / sigma 50 numbers are recomputed from the packaged file: 0.01 dB
+    and 1e-4 SSIM allow for float32 summation order across machines, nothing more."""
+    pytest.importorskip("skimage")
+    from durn.weights.heldout import measure_denoiser
+
+    entry = W.default_weights("durn_p")
+    model = durn.durn_p(weights="default")
+    got = measure_denoiser(lambda x, sigma: model(x[None])[0], images=("camera",), sigmas=(50,))["camera/sigma50"]
+    card = entry.metrics["camera/sigma50"]
+    for key in card:
+        assert got[key] == pytest.approx(card[key], abs=0.01 if key.startswith("psnr") else 1e-4), key
+    noisy_psnr = entry.baselines["noisy input"]["camera/sigma50"]["psnr_authors"]
+    assert got["psnr_authors"] > noisy_psnr + 5  # it restores: far above the noisy input
+
+
+def test_released_files_ship_with_the_package():
+    text = (REPO / "pyproject.toml").read_text()
+    assert '"durn.weights" = ["released/*.pt"]' in text
