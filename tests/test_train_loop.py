@@ -204,3 +204,22 @@ def test_preset_lookup_by_network_name_in_training(tmp_path, train_photos):
     result = quick(tmp_path, train_photos, preset="durn_p_real", degrade="gaussian:10", steps=1, batch_size=1)
     assert torch.load(result.last, weights_only=True)["config"]["preset"] == "durn_p_real"
     assert get_preset("durn_s_p").name == "durn_s_p_raindrop"
+
+
+def test_init_starts_from_the_given_weights(tmp_path, train_photos):
+    from durn.train import distributed as D
+
+    quick(tmp_path, train_photos, name="a", preset="durn_p_real", degrade="gaussian:10,20")
+    source = ckpt_io.load(tmp_path / "a" / "last.pt")["model"]
+    settings = dict(out=str(tmp_path / "b"), data=str(train_photos), preset="durn_p_real",
+                    degrade="gaussian:10,20", steps=2, batch_size=2, crop=16, val_every=0, progress=False,
+                    init=str(tmp_path / "a" / "last.pt"))
+    trainer = Trainer(resolve_settings(settings)[0], D.Dist())
+    trainer.setup()
+    state = trainer.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in source.items())
+    assert not all(torch.equal(state[k], v) for k, v in initial_weights("durn_p_real").items())
+    assert trainer.model.training
+    with pytest.raises(durn.CheckpointError, match="durn_p_real"):  # weights of another network
+        quick(tmp_path, train_photos, name="c", preset="durn_p_gaussian", degrade="gaussian:10",
+              init=str(tmp_path / "a" / "last.pt"))

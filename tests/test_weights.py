@@ -213,3 +213,10 @@ def test_released_durn_p_reproduces_its_model_card(one_thread):
 def test_released_files_ship_with_the_package():
     text = (REPO / "pyproject.toml").read_text()
     assert '"durn.weights" = ["released/*.pt"]' in text
+
+
+def test_readme_model_cards_are_the_registry():
+    """The README's cards are rendered from the registry (scripts/model_cards.py --readme)."""
+    from durn.weights.cards import readme_block
+
+    assert readme_block(list(W.WEIGHTS.values())) in (REPO / "README.md").read_text()

@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=S, help="random horizontal flips")
     g.add_argument("--reuse", type=int, default=S, metavar="K", help="optimiser steps per drawn batch")
     g.add_argument("--seed", type=int, default=S)
+    g.add_argument("--init", default=S, metavar="WEIGHTS",
+                   help="start from these weights instead of a random initialisation (fine-tuning): a released "
+                        "entry, 'default', 'authors' or a checkpoint file such as RUN/best.pt")
 
     g = p.add_argument_group("data")
     g.add_argument("--data", default=S, metavar="DIR",

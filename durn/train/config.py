@@ -35,6 +35,7 @@ class TrainConfig:
     hflip: bool | None = None
     reuse: int | None = None          # optimiser steps per drawn batch
     seed: int = 0
+    init: str | None = None           # start from these weights (anything weights= accepts): fine-tuning
     log_every: int = 10
     val_every: int = 500
     ckpt_every: int = 500

@@ -179,6 +179,12 @@ class Trainer:
 
         torch.manual_seed(c.seed)  # initial weights depend on the seed only
         model = durn.get_model(c.network)
+        if c.init and not c.resume:  # a resumed run takes its weights from last.pt
+            from ..checkpoints import load_reference
+            from ..weights import resolve_weights
+
+            checkpoint, _ = resolve_weights(c.network, c.init)
+            model.load_state_dict(load_reference(c.network, checkpoint).state_dict())
         model.check_inputs = False  # the data is checked once; the checks would sync every step
         # DuRN.min_size is found by dry runs on first use; in train mode they bump BatchNorm's
         # num_batches_tracked, so find it now, in eval mode, before any state is loaded.

@@ -50,15 +50,15 @@ def default_weights(network: str) -> Weights | None:
 
 
 def no_default_message(network: str) -> str:
-    from ..checkpoints import AUTHORS_FILES
+    from .authors import AUTHORS_ARCHIVE_URL, archive_path
 
     others = list_weights(network)
     return (
         f"durn has released no pretrained weights for {network} yet"
         + (f" (entries: {others})" if others else "")
-        + ". To use the authors' weights, download their 'trainedmodels' archive (linked from the "
-        f"DuRN authors' GitHub README), run `durn import-authors path/to/archive` once, then pass "
-        f"weights='authors'; or pass the file itself: weights='path/to/{AUTHORS_FILES[network]}'."
+        + f". To use the authors' weights, download their 'trainedmodels' archive ({AUTHORS_ARCHIVE_URL}, "
+        f"linked from the DuRN authors' GitHub README), run `durn import-authors path/to/archive` once, then "
+        f"pass weights='authors'; or pass the file itself: weights='path/to/{archive_path(network)}'."
     )
 
 

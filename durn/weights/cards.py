@@ -1,0 +1,52 @@
+"""Model cards: the README's description of each released weights file, made from its
+registry entry (``python scripts/model_cards.py --readme`` prints them; a test checks
+the README holds exactly these)."""
+from __future__ import annotations
+
+from .heldout import HELDOUT, SIGMAS
+from .registry import Weights
+
+BEGIN, END = "<!-- model cards: begin -->", "<!-- model cards: end -->"
+
+
+def _cell(result: dict, protocol: str) -> str:
+    return f"{result[f'psnr_{protocol}']:.2f} / {result[f'ssim_{protocol}']:.4f}"
+
+
+def metrics_table(entry: Weights) -> str:
+    keys = [f"{n}/sigma{s}" for n in HELDOUT for s in SIGMAS]
+    rows = [("**" + entry.name + "**", entry.metrics), *entry.baselines.items()]
+    lines = []
+    for protocol in ("authors", "standard"):
+        lines += [f"PSNR / SSIM, {protocol} protocol:", "",
+                  "| method | " + " | ".join(k.replace("/sigma", " σ") for k in keys) + " |",
+                  "| --- |" + " --- |" * len(keys)]
+        for method, results in rows:
+            lines.append(f"| {method} | " + " | ".join(_cell(results[k], protocol) for k in keys) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def model_card(entry: Weights) -> str:
+    where = "ships with durn (`durn/weights/released/`)" if entry.in_package else f"downloaded from {entry.url}"
+    facts = [
+        ("task", entry.task),
+        ("file", f"`{entry.file}`, {entry.size:,} bytes, {entry.storage}; {where}"),
+        ("SHA-256", f"`{entry.sha256}`"),
+        ("input", f"{entry.channel_order} in [{entry.value_range[0]:g}, {entry.value_range[1]:g}]"),
+        ("training data", entry.training_data),
+        ("training", f"{entry.steps:,} steps of {entry.batch}; {entry.hardware}; {entry.train_time}"),
+        ("made by", "<br>".join(f"`{c}`" for c in entry.recipe)),
+        ("measured", entry.protocol),
+    ]
+    lines = [f"#### `{entry.name}`", "", "| | |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in facts]
+    lines += ["", metrics_table(entry)]
+    if entry.notes:
+        lines += [entry.notes, ""]
+    return "\n".join(lines)
+
+
+def readme_block(entries) -> str:
+    body = "\n".join(model_card(e) for e in entries) if entries else "No weights are released yet.\n"
+    return f"{BEGIN}\n{body}{END}"
