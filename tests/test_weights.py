@@ -220,3 +220,26 @@ def test_readme_model_cards_are_the_registry():
     from durn.weights.cards import readme_block
 
     assert readme_block(list(W.WEIGHTS.values())) in (REPO / "README.md").read_text()
+
+
+def test_evaluate_defaults_to_the_released_weights_and_records_them(packaged, tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from durn.cli import main
+
+    entry, _, _ = packaged
+    data = tmp_path / "photos"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (20, 24), dtype=np.uint8)).save(data / f"{i}.png")
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--network", "durn_p", "--data", str(data), "--degrade", "gaussian:30",
+                 "--json", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert result["weights"] == entry.name and result["weights_sha256"] == entry.sha256
+    assert main(["evaluate", "--network", "durn_u", "--data", str(data), "--degrade", "blur"]) == 2
+    assert "released no pretrained weights for durn_u" in capsys.readouterr().err

@@ -26,9 +26,10 @@ def add_arguments(parser) -> None:
     from ..models import NETWORKS
 
     parser.add_argument("--network", required=True, choices=sorted(NETWORKS), help="which DuRN")
-    parser.add_argument("--weights", required=True,
-                        help="weights file (a durn checkpoint or one of the authors' files), or 'untrained' "
-                             "for a pipeline check with random weights")
+    parser.add_argument("--weights", default="default",
+                        help="'default' (the network's released weights; the default), a released entry, 'authors' "
+                             "(after durn import-authors), a weights file (a durn checkpoint or one of the authors' "
+                             "files), or 'untrained' for a pipeline check with random weights")
     parser.add_argument("--data", required=True, help="the dataset's root folder, or a folder of clean images with --degrade")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", choices=sorted(PAPER_DATASETS), help="a paper dataset found under --data")
@@ -55,6 +56,36 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _weights_file(args) -> Path | None:
+    """The file behind --weights (None for random weights)."""
+    from ..weights import WEIGHTS, default_weights, weights_path
+    from ..weights.authors import authors_dir
+
+    if args.weights == "untrained":
+        return None
+    if args.weights == "authors":
+        return authors_dir() / f"{args.network}.pt"
+    if args.weights == "default" or args.weights in WEIGHTS:
+        entry = default_weights(args.network) if args.weights == "default" else WEIGHTS[args.weights]
+        return weights_path(entry, progress=False)
+    return Path(args.weights)
+
+
+def _weights_name(args) -> str:
+    from ..weights import WEIGHTS, default_weights
+
+    if args.weights == "default":
+        return default_weights(args.network).name
+    if args.weights in ("untrained", "authors") or args.weights in WEIGHTS:
+        return args.weights
+    return str(Path(args.weights).resolve())
+
+
+def _weights_sha256(args) -> str | None:
+    path = _weights_file(args)
+    return None if path is None else _sha256(path)
+
+
 def _load_model(args, device):
     import durn
 
@@ -66,13 +97,16 @@ def _load_model(args, device):
         torch.manual_seed(args.seed)  # the same random network in every process and run
         model = durn.get_model(args.network)
     else:
-        path = Path(args.weights)
-        if not path.is_file():
-            raise UserError(f"weights file not found: {path} (pass a file, or 'untrained' for a pipeline check)")
+        from ..weights import WEIGHTS
+
+        named = args.weights in ("default", "authors") or args.weights in WEIGHTS
+        if not named and not Path(args.weights).is_file():
+            raise UserError(f"weights file not found: {args.weights} (pass a file, 'default', 'authors', a released "
+                            "entry, or 'untrained' for a pipeline check)")
         try:
-            model = durn.get_model(args.network, weights=str(path))
-        except (durn.CheckpointError, ValueError, FileNotFoundError) as err:
-            raise UserError(str(err)) from None
+            model = durn.get_model(args.network, weights=args.weights)
+        except (durn.CheckpointError, ValueError, FileNotFoundError, OSError) as err:
+            raise UserError(str(err).replace("\n", " ")) from None
     return model.eval().to(device)
 
 
@@ -153,8 +187,8 @@ def run(args) -> int:
             data = {
                 "durn_version": durn.__version__, "torch_version": torch.__version__,
                 "network": args.network,
-                "weights": "untrained" if args.weights == "untrained" else str(Path(args.weights).resolve()),
-                "weights_sha256": None if args.weights == "untrained" else _sha256(Path(args.weights)),
+                "weights": _weights_name(args),
+                "weights_sha256": _weights_sha256(args),
                 "data": str(Path(args.data).resolve()), "dataset": args.dataset,
                 "split": args.split if args.dataset else None, "degrade": dataset.degradation.spec if args.degrade else None,
                 "seed": args.seed if args.degrade else None, "sigma": args.sigma, "list": args.list_file,
