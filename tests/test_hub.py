@@ -65,3 +65,15 @@ def test_hubconf_imports_no_compiled_or_triton_code():
     )
     result = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hub_pretrained_loads_the_released_weights_offline():
+    import durn.weights
+
+    entry = durn.weights.default_weights("durn_p")
+    if entry is None:
+        pytest.skip("no released durn_p weights")
+    model = torch.hub.load(str(REPO), "durn_p", source="local", pretrained=True)
+    expected = durn.weights.load_weights_file(durn.weights.RELEASED_DIR / entry.file, "durn_p")[0]
+    assert not model.training and model.channel_order == "L"
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
