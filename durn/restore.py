@@ -161,7 +161,9 @@ def _restore_tensor(model: nn.Module, image: torch.Tensor, opts: _Options) -> to
 _INTEGER_MAX = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 
 
-def _restore_array(model: nn.Module, image: np.ndarray, opts: _Options) -> np.ndarray:
+def array_to_chw(image: np.ndarray) -> tuple[torch.Tensor, int | None]:
+    """A numpy image (H, W) or (H, W, C) -> float (C, H, W) in [0, 1] (float32; float64 stays
+    float64), and the integer scale it was divided by (None for float images)."""
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] > 4):
         raise ValueError(
             f"expected a numpy image (H, W) or (H, W, C) with C <= 4, got shape {image.shape}; "
@@ -177,13 +179,21 @@ def _restore_array(model: nn.Module, image: np.ndarray, opts: _Options) -> np.nd
     chw = image[:, :, None] if image.ndim == 2 else image
     x = torch.from_numpy(np.ascontiguousarray(chw.transpose(2, 0, 1)))
     x = x.to(torch.float64 if dtype == np.float64 else torch.float32)
-    if scale is not None:
-        x = x / scale
-    y = _restore_nchw(model, x[None], opts)[0]
+    return (x / scale if scale is not None else x), scale
+
+
+def chw_to_array(y: torch.Tensor, dtype, scale: int | None, two_d: bool) -> np.ndarray:
+    """The inverse of :func:`array_to_chw`: integer images are rounded and clamped."""
     if scale is not None:
         y = (y.double() * scale).round_().clamp_(0, scale)
     out = y.permute(1, 2, 0).cpu().numpy().astype(dtype)
-    return out[:, :, 0] if image.ndim == 2 else out
+    return out[:, :, 0] if two_d else out
+
+
+def _restore_array(model: nn.Module, image: np.ndarray, opts: _Options) -> np.ndarray:
+    x, scale = array_to_chw(image)
+    y = _restore_nchw(model, x[None], opts)[0]
+    return chw_to_array(y, image.dtype, scale, image.ndim == 2)
 
 
 def _restore_nchw(model: nn.Module, x: torch.Tensor, opts: _Options) -> torch.Tensor:

@@ -12,7 +12,6 @@ shard (every N-th image) and rank 0 gathers the results, prints and writes them.
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -48,29 +47,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the mean, not every image")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _weights_file(args) -> Path | None:
-    """The file behind --weights (None for random weights)."""
-    from ..weights import WEIGHTS, default_weights, weights_path
-    from ..weights.authors import authors_dir
-
-    if args.weights == "untrained":
-        return None
-    if args.weights == "authors":
-        return authors_dir() / f"{args.network}.pt"
-    if args.weights == "default" or args.weights in WEIGHTS:
-        entry = default_weights(args.network) if args.weights == "default" else WEIGHTS[args.weights]
-        return weights_path(entry, progress=False)
-    return Path(args.weights)
-
-
 def _weights_name(args) -> str:
     from ..weights import WEIGHTS, default_weights
 
@@ -82,8 +58,21 @@ def _weights_name(args) -> str:
 
 
 def _weights_sha256(args) -> str | None:
-    path = _weights_file(args)
-    return None if path is None else _sha256(path)
+    """SHA-256 of the weights behind --weights (None for random weights). A registry entry's
+    file was verified against its recorded hash when the network loaded it."""
+    from ..weights import WEIGHTS, default_weights
+    from ..weights.authors import authors_dir
+    from ..weights.download import sha256_file
+
+    if args.weights == "untrained":
+        return None
+    if args.weights == "default":
+        return default_weights(args.network).sha256
+    if args.weights in WEIGHTS:
+        return WEIGHTS[args.weights].sha256
+    if args.weights == "authors":
+        return sha256_file(authors_dir() / f"{args.network}.pt")
+    return sha256_file(args.weights)
 
 
 def _load_model(args, device):

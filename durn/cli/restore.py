@@ -184,47 +184,41 @@ def identify_network(path: str) -> str:
     raise UserError(f"{path} is not a checkpoint of any DuRN network; pass --network to see what does not match")
 
 
-def _as_chw(pixels):
+def degrade_pixels(pixels, spec: str, seed: int):
+    """The image as float32 (H, W[, C]) in [0, 1] with ``spec`` applied (not clipped)."""
     import numpy as np
     import torch
 
-    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
-    x = torch.from_numpy(np.ascontiguousarray(pixels)).to(torch.float32)
-    x = x / scale if pixels.dtype.kind in "ui" else x
-    return x[None] if x.dim() == 2 else x.permute(2, 0, 1)
-
-
-def degrade_pixels(pixels, spec: str, seed: int):
-    """The image as float32 (H, W[, C]) in [0, 1] with ``spec`` applied (not clipped)."""
-    import torch
-
     from ..data.degradations import make_degradation
+    from ..restore import array_to_chw, chw_to_array
 
     try:
         degradation = make_degradation(spec)
     except ValueError as err:
         raise UserError(f"--degrade: {err}") from None
-    out = degradation(_as_chw(pixels), torch.Generator().manual_seed(seed))
-    return (out[0] if pixels.ndim == 2 else out.permute(1, 2, 0)).contiguous().numpy()
+    out = degradation(array_to_chw(pixels)[0], torch.Generator().manual_seed(seed))
+    return chw_to_array(out, np.float32, None, pixels.ndim == 2)
 
 
 def to_like(values, original):
     """Float pixels in [0, 1] as the original's integer type (rounded, clamped)."""
     import numpy as np
 
+    from ..restore import array_to_chw, chw_to_array
+
     if values.dtype == original.dtype:
         return values
-    top = np.iinfo(original.dtype).max
-    return np.clip(np.round(values.astype(np.float64) * top), 0, top).astype(original.dtype)
+    return chw_to_array(array_to_chw(values)[0], original.dtype, np.iinfo(original.dtype).max, values.ndim == 2)
 
 
 def psnr_line(source: str, spec: str, clean, degraded, restored) -> str:
     """PSNR of the degraded input and of the result against the file, over all channels,
     after rounding to 8 bits (what a viewer of the written files compares)."""
     from ..metrics import psnr, quantize
+    from ..restore import array_to_chw
 
-    target = quantize(_as_chw(clean), "round").double()
-    before, after = (psnr(quantize(_as_chw(x), "round").double(), target, 255.0) for x in (degraded, restored))
+    target = quantize(array_to_chw(clean)[0], "round").double()
+    before, after = (psnr(quantize(array_to_chw(x)[0], "round").double(), target, 255.0) for x in (degraded, restored))
     return f"{source} with {spec}: degraded {before:.2f} dB, restored {after:.2f} dB (PSNR against the file)"
 
 

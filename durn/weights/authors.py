@@ -39,6 +39,7 @@ from ..checkpoints import (
     with_batch_counters,
 )
 from . import FORMAT
+from .download import sha256_file
 
 # The "Models" link of the authors' README (github.com/liu-vis/DualResidualNetworks).
 AUTHORS_ARCHIVE_URL = "https://drive.google.com/file/d/1Fi6B3Lm_8afu_Ak8LxGihXJTd2XGx9Y2/view?usp=sharing"
@@ -247,7 +248,7 @@ def _recognise(source: str, data: bytes) -> _Found:
     converted, _ = to_project_state_dict(network, sd)  # also refuses NaN / Inf
     converted = {k: (converted[k].to(torch.float32) if converted[k].is_floating_point() else converted[k]).contiguous()
                  for k in project_layout(network)}  # in the network's own order
-    return _Found(network, source, hashlib.sha256(data).hexdigest(), converted)
+    return _Found(network, source, _sha256_bytes(data), converted)
 
 
 def _unrecognised_reason(sd) -> str:
@@ -305,14 +306,6 @@ def _choose(found: list[_Found], skipped: list[SkippedFile]) -> dict[str, _Found
 
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _serialise(found: _Found) -> bytes:
@@ -383,7 +376,7 @@ def import_authors(source: str | os.PathLike, *, dest: str | os.PathLike | None 
         path = dest / f"{network}.pt"
         status, existing = "imported", None
         if path.exists():
-            existing = _sha256_file(path)
+            existing = sha256_file(path)
             entry = manifest.get(network, {})
             intact = entry.get("sha256") == existing
             if existing == sha or (intact and entry.get("source_sha256") == f.source_sha256):
