@@ -18,7 +18,6 @@ Missing sources are skipped with a message. Existing files are left as they are
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from durn.weights.download import sha256_file
 
 HELD_OUT = ("camera", "astronaut")  # the report images: never trained or validated on
 
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
                 tmp = path.with_suffix(".tmp.png")
                 Image.fromarray(pixels).save(tmp)
                 os.replace(tmp, path)
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = sha256_file(path)
             manifest.append({"file": f"{split}/{path.name}", "source": origin, "sha256": digest,
                              "size": list(pixels.shape[:2])})
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from durn.atomic import atomic_write
-from durn.weights.heldout import HELDOUT, SIGMAS, measure_denoiser
+from durn.weights.cards import results_table
+from durn.weights.heldout import measure_denoiser
 
 
 def durn_denoiser(weights):
@@ -50,18 +51,6 @@ def bm3d_denoiser():
         return torch.from_numpy(out).float()[None]
 
     return run
-
-
-def table(results: dict) -> str:
-    keys = [f"{n}/sigma{s}" for n in HELDOUT for s in SIGMAS]
-    head = "| method | " + " | ".join(k.replace("/sigma", " σ") for k in keys) + " |"
-    lines = [head, "|" + " --- |" * (len(keys) + 1)]
-    for protocol in ("authors", "standard"):
-        for method, res in results.items():
-            cells = [f"{res[k][f'psnr_{protocol}']:.2f} / {res[k][f'ssim_{protocol}']:.4f}" if k in res else ""
-                     for k in keys]
-            lines.append(f"| {method} ({protocol}) | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -94,7 +83,7 @@ def main(argv=None) -> int:
     doc = {"what": "gray Gaussian denoising on held-out photos (durn.weights.heldout); "
                    "each cell: PSNR / SSIM", "torch": torch.__version__, "methods": results}
     atomic_write(args.out, lambda f: f.write((json.dumps(doc, indent=1) + "\n").encode()))
-    print(table(results))
+    print(results_table(list(results.items())))
     return 0
 
 

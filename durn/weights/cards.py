@@ -13,18 +13,23 @@ def _cell(result: dict, protocol: str) -> str:
     return f"{result[f'psnr_{protocol}']:.2f} / {result[f'ssim_{protocol}']:.4f}"
 
 
-def metrics_table(entry: Weights) -> str:
+def results_table(rows) -> str:
+    """Markdown tables, one per protocol, of ``(method, {"camera/sigma30": cell, ...})`` rows."""
     keys = [f"{n}/sigma{s}" for n in HELDOUT for s in SIGMAS]
-    rows = [("**" + entry.name + "**", entry.metrics), *entry.baselines.items()]
     lines = []
     for protocol in ("authors", "standard"):
         lines += [f"PSNR / SSIM, {protocol} protocol:", "",
                   "| method | " + " | ".join(k.replace("/sigma", " σ") for k in keys) + " |",
                   "| --- |" + " --- |" * len(keys)]
         for method, results in rows:
-            lines.append(f"| {method} | " + " | ".join(_cell(results[k], protocol) for k in keys) + " |")
+            lines.append(f"| {method} | " + " | ".join(_cell(results[k], protocol) if k in results else ""
+                                                       for k in keys) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def metrics_table(entry: Weights) -> str:
+    return results_table([("**" + entry.name + "**", entry.metrics), *entry.baselines.items()])
 
 
 def model_card(entry: Weights) -> str:
