@@ -5,11 +5,17 @@ durn_p_real has no BatchNorm (BN under DDP normalises with each process's own ba
 BN networks differ from one process by design). float64 keeps the comparison tight: the
 two runs differ only in the order of float additions (the mean over 4 samples against the
 average of two means over 2, then gloo's all-reduce), about 1e-16 relative per step.
+
+Each process also checks that it ends with its process group freed: a group kept alive
+past ``destroy_process_group`` leaves gloo's threads running into interpreter exit, where
+they can abort the process (seen once in CI: "terminate called without an active
+exception" on rank 1).
 """
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,13 +24,38 @@ from durn.train import train
 
 
 def torchrun_env():
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    import durn
+
+    # The driver script runs from tmp_path: let it import this durn, installed or not.
+    root = str(Path(durn.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root + (os.pathsep + path if path else "")}
     if sys.platform.startswith("linux"):
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")   # loopback, whatever the host name resolves to
     return env
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+# Run ``durn train`` as torchrun would, then report whether the default process group
+# object is still alive once training has returned.
+DRIVER = """
+import gc, sys, weakref
+import torch.distributed as dist
+from durn.cli import main
+
+groups = []
+init = dist.init_process_group
+def tracked_init(*args, **kwargs):
+    init(*args, **kwargs)
+    groups.append(weakref.ref(dist.group.WORLD))
+dist.init_process_group = tracked_init
+code = main(sys.argv[1:])
+gc.collect()
+alive = [g() is not None for g in groups]
+print(f"rank process groups still alive: {alive}", flush=True)
+sys.exit(code or (3 if any(alive) or not groups else 0))
+"""
 
 
 def test_two_gloo_processes_match_one_process(tmp_path, train_photos):
@@ -36,13 +67,16 @@ def test_two_gloo_processes_match_one_process(tmp_path, train_photos):
             "--batch-size", "4", "--crop", "16", "--log-every", "1", "--val-every", str(steps), "--ckpt-every", "0",
             "--precision", "fp64", "--val-crop", "32", "--no-progress", "--out", str(ddp_run)]
     env = torchrun_env()
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "durn", "train", *argv],
+         str(driver), "train", *argv],
         env=env, capture_output=True, text=True, timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr[:3000] + "\n...\n" + proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[:3000] + "\n...\n" + proc.stderr[-3000:]
     assert proc.stdout.count("steps done") == 1          # only rank 0 reports
+    assert proc.stdout.count("rank process groups still alive: [False]") == 2, proc.stdout
 
     one = train(out=tmp_path / "one", **cfg)
     a = torch.load(ddp_run / "last.pt", weights_only=True)

@@ -207,7 +207,7 @@ def test_preset_lookup_by_network_name_in_training(tmp_path, train_photos):
 
 
 def test_init_starts_from_the_given_weights(tmp_path, train_photos):
-    from durn.train import distributed as D
+    from durn import distributed as D
 
     quick(tmp_path, train_photos, name="a", preset="durn_p_real", degrade="gaussian:10,20")
     source = ckpt_io.load(tmp_path / "a" / "last.pt")["model"]

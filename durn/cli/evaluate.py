@@ -127,6 +127,7 @@ def run(args) -> int:
 
     import durn
 
+    from ..distributed import init_process_group, shutdown
     from ..evaluate import color_space_for, distributed_env, evaluate, format_table, shard_indices, write_json
     from ..metrics import PROTOCOLS
 
@@ -144,7 +145,7 @@ def run(args) -> int:
         torch.cuda.set_device(device)
     initialized_here = False
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        init_process_group(device.type)
         initialized_here = True
     try:
         model = _load_model(args, device)
@@ -194,5 +195,5 @@ def run(args) -> int:
             print(f"wrote {path}")
         return 0
     finally:
-        if initialized_here and dist.is_initialized():
-            dist.destroy_process_group()
+        if initialized_here:
+            shutdown()

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from . import distributed as D
+from .. import distributed as D
 from .config import TrainConfig, make_config, resume_conflicts
 from .ema import EMA
 from .presets import Plan, Schedule, plan
@@ -540,11 +540,18 @@ def train(config: TrainConfig | dict | None = None, /, **settings) -> TrainResul
         config = config.to_dict()
     merged = {**(config or {}), **{k: v for k, v in settings.items() if v is not None}}
     dist = D.init(pick_device(str(merged.get("device", "auto")), D.Dist()).type)
+    trainer = None
     try:
         # Rank 0 reads the run folder (only its machine needs it) and tells the others.
         resolved = D.run_on_main(dist, lambda: resolve_settings(merged)[0])
         trainer = Trainer(resolved, dist)
         trainer.setup()
-        return trainer.fit()
+        result = trainer.fit()
+        D.barrier(dist)  # no rank tears down while another still talks to it
+        return result
     finally:
+        # DistributedDataParallel's reducer holds the process group: free it first, so the
+        # group is destroyed here and not during interpreter exit, where gloo's threads
+        # can abort the process ("terminate called without an active exception").
+        del trainer
         D.shutdown(dist)

@@ -5,6 +5,7 @@ a single process: rank 0 of 1, no collectives.
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -39,15 +40,26 @@ def init(device_kind: str) -> Dist:
     world = int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        backend = "nccl" if device_kind == "cuda" else "gloo"
         if device_kind == "cuda":
             torch.cuda.set_device(local)
-        dist.init_process_group(backend=backend)
+        init_process_group(device_kind)
     return Dist(rank, world, local)
 
 
-def shutdown(d: Dist) -> None:
-    if d.enabled and dist.is_initialized():
+def init_process_group(device_kind: str) -> None:
+    """NCCL for CUDA, gloo otherwise; pair with :func:`shutdown`."""
+    # Modules imported after init_process_group can capture the group for good:
+    # torch.distributed.nn has functions defaulting to ``group=group.WORLD``, and
+    # DistributedDataParallel imports it. A group kept alive that way survives
+    # destroy_process_group, and gloo's threads then abort the process at exit.
+    import torch.distributed.nn  # noqa: F401
+
+    dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+
+
+def shutdown(d: Dist | None = None) -> None:
+    if (d is None or d.enabled) and dist.is_initialized():
+        gc.collect()  # modules in reference cycles may still hold the group
         dist.destroy_process_group()
 
 
