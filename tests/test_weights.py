@@ -9,7 +9,7 @@ import durn
 import durn.weights as W
 from durn.checkpoints import CheckpointError
 from durn.weights import Weights, WeightsHashError
-from durn.weights.heldout import HELDOUT, SIGMAS
+from durn.weights.heldout import CONDITIONS, HELDOUT, SIGMAS
 
 from conftest import REPO
 
@@ -182,10 +182,59 @@ def test_registry_entry_is_complete_and_verified(name):
         assert model.channel_order == entry.channel_order
     if entry.network == "durn_p":
         expected = {f"{n}/sigma{s}" for n in HELDOUT for s in SIGMAS}
-        for table in (entry.metrics, *entry.baselines.values()):
-            assert set(table) == expected
-            for cell in table.values():
-                assert set(cell) == {"psnr_authors", "ssim_authors", "psnr_standard", "ssim_standard"}
+    else:
+        expected = {f"{n}/{c}" for n in HELDOUT for c in CONDITIONS[entry.network]}
+    for table in (entry.metrics, *entry.baselines.values()):
+        assert set(table) == expected
+        for cell in table.values():
+            assert set(cell) == {"psnr_authors", "ssim_authors", "psnr_standard", "ssim_standard"}
+
+
+# --------------------------------------------------------------------------- held-out photos
+def test_heldout_haze_is_one_scene_at_growing_strengths():
+    """Each image keeps its seeded depth field across the three strengths, so the hazy
+    input only gets worse with beta; and every call gives the same hazy image."""
+    pytest.importorskip("skimage")
+    from durn.metrics import psnr
+    from durn.weights.heldout import degraded, heldout_rgb
+
+    for name in HELDOUT:
+        clean = heldout_rgb(name)
+        assert clean.shape[0] == 3 and clean.dtype == torch.float32
+        assert torch.equal(clean * 255, (clean * 255).round())
+        specs = list(CONDITIONS["durn_us"].values())
+        hazy = [degraded(clean, name, s) for s in specs]
+        assert torch.equal(hazy[1], degraded(clean, name, specs[1]))
+        scores = [float(psnr(h, clean, 1.0)) for h in hazy]
+        assert scores[0] > scores[1] > scores[2] > 5, scores
+        assert bool(((hazy[2] - hazy[0]).abs() > 0).all())   # the same scene, hazier everywhere
+
+
+def test_measure_restorer_scores_the_output_in_the_tasks_colour_space():
+    pytest.importorskip("skimage")
+    from durn.metrics import compare
+    from durn.weights.heldout import degraded, heldout_rgb, measure_restorer
+
+    spec = CONDITIONS["durn_us"]["haze-beta1.2"]
+    seen = []
+    got = measure_restorer(lambda x: seen.append(x) or x * 0.9, "durn_us", images=("camera",),
+                           conditions={"haze-beta1.2": spec})
+    assert list(got) == ["camera/haze-beta1.2"]
+    clean = heldout_rgb("camera")
+    assert torch.equal(seen[0], degraded(clean, "camera", spec))
+    want = compare(seen[0] * 0.9, clean, protocol="authors", color_space="rgb")   # durn_us: the authors measured RGB
+    assert got["camera/haze-beta1.2"]["psnr_authors"] == pytest.approx(float(want["psnr"]), abs=1e-4)
+    with pytest.raises(ValueError, match="no held-out conditions for 'durn_u'"):
+        measure_restorer(lambda x: x, "durn_u")
+
+
+def test_results_table_columns_follow_the_rows():
+    from durn.weights.cards import results_table
+
+    cell = {"psnr_authors": 20.0, "ssim_authors": 0.5, "psnr_standard": 21.0, "ssim_standard": 0.6}
+    table = results_table([("a", {"camera/haze-beta0.8": cell}), ("b", {"astronaut/sigma50": cell})])
+    assert "| method | camera haze-beta0.8 | astronaut σ50 |" in table
+    assert "| a | 20.00 / 0.5000 |  |" in table and "| b |  | 21.00 / 0.6000 |" in table
 
 
 def test_defaults_point_at_entries_of_their_network():

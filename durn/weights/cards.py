@@ -3,7 +3,6 @@ registry entry (``python scripts/model_cards.py --readme`` prints them; a test c
 the README holds exactly these)."""
 from __future__ import annotations
 
-from .heldout import HELDOUT, SIGMAS
 from .registry import Weights
 
 BEGIN, END = "<!-- model cards: begin -->", "<!-- model cards: end -->"
@@ -13,13 +12,18 @@ def _cell(result: dict, protocol: str) -> str:
     return f"{result[f'psnr_{protocol}']:.2f} / {result[f'ssim_{protocol}']:.4f}"
 
 
+def _heading(key: str) -> str:
+    return key.replace("/sigma", " σ").replace("/", " ")
+
+
 def results_table(rows) -> str:
-    """Markdown tables, one per protocol, of ``(method, {"camera/sigma30": cell, ...})`` rows."""
-    keys = [f"{n}/sigma{s}" for n in HELDOUT for s in SIGMAS]
+    """Markdown tables, one per protocol, of ``(method, {"camera/sigma30": cell, ...})`` rows;
+    columns in the order the rows first name them."""
+    keys = list(dict.fromkeys(k for _, results in rows for k in results))
     lines = []
     for protocol in ("authors", "standard"):
         lines += [f"PSNR / SSIM, {protocol} protocol:", "",
-                  "| method | " + " | ".join(k.replace("/sigma", " σ") for k in keys) + " |",
+                  "| method | " + " | ".join(_heading(k) for k in keys) + " |",
                   "| --- |" + " --- |" * len(keys)]
         for method, results in rows:
             lines.append(f"| {method} | " + " | ".join(_cell(results[k], protocol) if k in results else ""

@@ -1,15 +1,22 @@
 """The held-out measurement behind the model cards (``scripts/model_cards.py``).
 
 Held-out photos: scikit-image's ``camera`` and ``astronaut`` (never trained or validated
-on: ``scripts/make_training_photos.py`` leaves them out). For denoising they are gray,
-8-bit (astronaut: BT.601 luma, rounded), with white Gaussian noise of sigma/255 added in
-float32, not clipped or quantised (the DuRN-P training and test input), from a generator
-seeded per (image, sigma), so every method sees the same noisy image.
+on: ``scripts/make_training_photos.py`` leaves them out).
 
-Every output is scored under both protocols of :mod:`durn.metrics`.
+* Denoising (durn_p): gray, 8-bit (astronaut: BT.601 luma, rounded), with white Gaussian
+  noise of sigma/255 added in float32, not clipped or quantised (the DuRN-P training and
+  test input), from a generator seeded per (image, sigma).
+* The colour tasks: RGB (camera, a gray photo, as three equal channels), degraded by
+  :mod:`durn.data.degradations` at fixed settings (:data:`CONDITIONS`), the remaining
+  random draws (haze: the depth field and tint) seeded per image, so an image gets the
+  same scene at every strength.
+
+So every method sees the same degraded image. Every output is scored under both
+protocols of :mod:`durn.metrics`.
 """
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 import torch
@@ -19,6 +26,12 @@ from ..metrics import compare
 HELDOUT = ("camera", "astronaut")
 SIGMAS = (30, 50, 70)
 PROTOCOLS = ("authors", "standard")
+
+# Per network (other than durn_p): condition label -> degradation spec. Haze: three
+# strengths from RESIDE's scattering range, fixed airlight and depth range.
+CONDITIONS: dict[str, dict[str, str]] = {
+    "durn_us": {f"haze-beta{b}": f"haze:beta={b},airlight=0.85,near=0.1,far=1.2" for b in ("0.8", "1.2", "1.6")},
+}
 
 
 def heldout_gray(name: str) -> torch.Tensor:
@@ -34,6 +47,26 @@ def heldout_gray(name: str) -> torch.Tensor:
     return torch.from_numpy(np.round(pixels).astype(np.uint8)).float().div(255.0)[None]
 
 
+def heldout_rgb(name: str) -> torch.Tensor:
+    """(3, H, W) float32 in [0, 1], exactly k/255 values; camera as three equal channels."""
+    import numpy as np
+    import skimage.data
+
+    if name not in HELDOUT:
+        raise ValueError(f"held-out images are {HELDOUT}, got {name!r}")
+    pixels = np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)
+    pixels = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels[..., :3]
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div(255.0)
+
+
+def degraded(clean: torch.Tensor, name: str, spec: str) -> torch.Tensor:
+    """``clean`` degraded by ``spec``, its random draws seeded by the image."""
+    from ..data.degradations import make_degradation
+
+    g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    return make_degradation(spec)(clean, g)
+
+
 def noise_seed(name: str, sigma: float) -> int:
     return 1000 * (HELDOUT.index(name) + 1) + int(sigma)
 
@@ -43,10 +76,12 @@ def noisy(clean: torch.Tensor, name: str, sigma: float) -> torch.Tensor:
     return clean + torch.randn(clean.shape, generator=g, dtype=torch.float32) * (sigma / 255.0)
 
 
-def score(output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+def score(output: torch.Tensor, target: torch.Tensor, color_space: str = "gray") -> dict[str, float]:
+    """PSNR/SSIM under both protocols; ``color_space`` is the authors' protocol's (the
+    standard protocol measures RGB on Y)."""
     out = {}
     for protocol in PROTOCOLS:
-        m = compare(output, target, protocol=protocol, color_space="gray")
+        m = compare(output, target, protocol=protocol, color_space=color_space)
         out[f"psnr_{protocol}"] = round(float(m["psnr"]), 4)
         out[f"ssim_{protocol}"] = round(float(m["ssim"]), 5)
     return out
@@ -63,4 +98,26 @@ def measure_denoiser(denoise: Callable[[torch.Tensor, float], torch.Tensor], *, 
             with torch.inference_mode():
                 output = denoise(noisy(clean, name, sigma), sigma)
             results[f"{name}/sigma{int(sigma)}"] = score(output, clean)
+    return results
+
+
+def measure_restorer(restore: Callable[[torch.Tensor], torch.Tensor], network: str, *,
+                     images=HELDOUT, conditions: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
+    """``restore(degraded (3, H, W)) -> (3, H, W)`` scored on every (image, condition) of
+    ``network``'s task (:data:`CONDITIONS`), in the colour space the authors measured that
+    task in: ``{"camera/haze-beta0.8": {"psnr_authors": ..., ...}, ...}``."""
+    from ..evaluate import color_space_for
+
+    if conditions is None:
+        if network not in CONDITIONS:
+            raise ValueError(f"no held-out conditions for {network!r}; networks with some: {sorted(CONDITIONS)}")
+        conditions = CONDITIONS[network]
+    space = color_space_for(network, "authors", 3)
+    results = {}
+    for name in images:
+        clean = heldout_rgb(name)
+        for label, spec in conditions.items():
+            with torch.inference_mode():
+                output = restore(degraded(clean, name, spec))
+            results[f"{name}/{label}"] = score(output, clean, space)
     return results
