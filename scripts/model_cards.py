@@ -27,6 +27,9 @@ from durn.weights.cards import results_table
 from durn.weights.heldout import CONDITIONS, measure_denoiser, measure_restorer
 
 
+INPUT_NAMES = {"durn_us": "hazy input"}
+
+
 def durn_denoiser(weights):
     import durn
 
@@ -97,7 +100,7 @@ def main(argv=None) -> int:
 
         methods = {f"{args.network} {w}": (lambda w=w: durn_restorer(args.network, w)) for w in args.durn}
         if args.baselines:
-            methods["degraded input"] = lambda: (lambda x: x)
+            methods[INPUT_NAMES.get(args.network, "degraded input")] = lambda: (lambda x: x)
         what = ", ".join(CONDITIONS[args.network].values())
     results = json.loads(args.out.read_text())["methods"] if args.out.is_file() else {}
     for method, make in methods.items():

@@ -67,13 +67,14 @@ def test_hubconf_imports_no_compiled_or_triton_code():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_hub_pretrained_loads_the_released_weights_offline():
+@pytest.mark.parametrize("name", ["durn_p", "durn_us"])
+def test_hub_pretrained_loads_the_released_weights_offline(name):
     import durn.weights
 
-    entry = durn.weights.default_weights("durn_p")
+    entry = durn.weights.default_weights(name)
     if entry is None:
-        pytest.skip("no released durn_p weights")
-    model = torch.hub.load(str(REPO), "durn_p", source="local", pretrained=True)
-    expected = durn.weights.load_weights_file(durn.weights.RELEASED_DIR / entry.file, "durn_p")[0]
-    assert not model.training and model.channel_order == "L"
+        pytest.skip(f"no released {name} weights")
+    model = torch.hub.load(str(REPO), name, source="local", pretrained=True)
+    expected = durn.weights.load_weights_file(durn.weights.RELEASED_DIR / entry.file, name)[0]
+    assert not model.training and model.channel_order == entry.channel_order
     assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())

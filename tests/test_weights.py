@@ -259,6 +259,25 @@ def test_released_durn_p_reproduces_its_model_card(one_thread):
     assert got["psnr_authors"] > noisy_psnr + 5  # it restores: far above the noisy input
 
 
+@pytest.mark.skipif(not W.DEFAULTS.get("durn_us"), reason="no released durn_us weights")
+def test_released_durn_us_reproduces_its_model_card(one_thread):
+    """The card's camera / haze beta 1.2 numbers recomputed from the packaged file, with the
+    same tolerances as durn_p's."""
+    pytest.importorskip("skimage")
+    from durn.evaluate import restore_tensor
+    from durn.weights.heldout import measure_restorer
+
+    entry = W.default_weights("durn_us")
+    model = durn.durn_us(weights="default").eval()
+    key = "camera/haze-beta1.2"
+    got = measure_restorer(lambda x: restore_tensor(model, x, "cpu"), "durn_us", images=("camera",),
+                           conditions={"haze-beta1.2": CONDITIONS["durn_us"]["haze-beta1.2"]})[key]
+    card = entry.metrics[key]
+    for name in card:
+        assert got[name] == pytest.approx(card[name], abs=0.01 if name.startswith("psnr") else 1e-4), name
+    assert got["psnr_authors"] > entry.baselines["hazy input"][key]["psnr_authors"] + 1  # it dehazes
+
+
 def test_released_files_ship_with_the_package():
     text = (REPO / "pyproject.toml").read_text()
     assert '"durn.weights" = ["released/*.pt"]' in text
