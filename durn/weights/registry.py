@@ -179,8 +179,8 @@ DURN_US_PHOTOS_HAZE = Weights(
         },
     },
     notes="A short CPU run: 8,000 training crops of 128x128 against the paper's 120,000 of 256x256 (3,000 steps "
-          "of 40). It removes 4.5-7.2 dB of the haze on the held-out photos but leaves a visible veil at beta "
-          "1.6; its job is to make pretrained=True dehaze real images until a GPU lease runs the full recipe. "
+          "of 40). It gains 4.5-7.2 dB over the hazy input on the held-out photos but leaves a faint veil and a "
+          "warm colour cast on thick haze; its job is to make pretrained=True dehaze real images until a GPU lease runs the full recipe. "
           "Float16 storage costs at most 0.01 dB (the float32 row).",
 )
 
