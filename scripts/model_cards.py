@@ -30,19 +30,17 @@ from durn.weights.heldout import CONDITIONS, measure_denoiser, measure_restorer
 INPUT_NAMES = {"durn_us": "hazy input"}
 
 
-def durn_denoiser(weights):
-    import durn
-
-    model = durn.durn_p(weights=weights).eval()
-    return lambda x, sigma: model(x[None])[0]
-
-
 def durn_restorer(network, weights):
     import durn
     from durn.evaluate import restore_tensor
 
     model = durn.get_model(network, weights=weights).eval()
     return lambda x: restore_tensor(model, x, "cpu")
+
+
+def durn_denoiser(weights):
+    restore = durn_restorer("durn_p", weights)  # blind: sigma is not given to it
+    return lambda x, sigma: restore(x)
 
 
 def ffdnet_denoiser():

@@ -47,32 +47,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the mean, not every image")
 
 
-def _weights_name(args) -> str:
-    from ..weights import WEIGHTS, default_weights
-
-    if args.weights == "default":
-        return default_weights(args.network).name
-    if args.weights in ("untrained", "authors") or args.weights in WEIGHTS:
-        return args.weights
-    return str(Path(args.weights).resolve())
-
-
-def _weights_sha256(args) -> str | None:
-    """SHA-256 of the weights behind --weights (None for random weights). A registry entry's
-    file was verified against its recorded hash when the network loaded it."""
+def _weights_record(args) -> tuple[str, str | None]:
+    """What --weights was, for the JSON: its name (an entry, "authors", "untrained" or the
+    file's absolute path) and SHA-256 (None for random weights). A registry entry's file
+    was verified against its recorded hash when the network loaded it."""
     from ..weights import WEIGHTS, default_weights
     from ..weights.authors import authors_dir
     from ..weights.download import sha256_file
 
     if args.weights == "untrained":
-        return None
-    if args.weights == "default":
-        return default_weights(args.network).sha256
-    if args.weights in WEIGHTS:
-        return WEIGHTS[args.weights].sha256
+        return "untrained", None
+    if args.weights == "default" or args.weights in WEIGHTS:
+        entry = default_weights(args.network) if args.weights == "default" else WEIGHTS[args.weights]
+        return entry.name, entry.sha256
     if args.weights == "authors":
-        return sha256_file(authors_dir() / f"{args.network}.pt")
-    return sha256_file(args.weights)
+        return "authors", sha256_file(authors_dir() / f"{args.network}.pt")
+    return str(Path(args.weights).resolve()), sha256_file(args.weights)
 
 
 def _load_model(args, device):
@@ -174,11 +164,11 @@ def run(args) -> int:
         print(header)
         print(format_table(result, per_image=not args.quiet))
         if args.json_out:
+            weights_name, weights_sha256 = _weights_record(args)
             data = {
                 "durn_version": durn.__version__, "torch_version": torch.__version__,
                 "network": args.network,
-                "weights": _weights_name(args),
-                "weights_sha256": _weights_sha256(args),
+                "weights": weights_name, "weights_sha256": weights_sha256,
                 "data": str(Path(args.data).resolve()), "dataset": args.dataset,
                 "split": args.split if args.dataset else None, "degrade": dataset.degradation.spec if args.degrade else None,
                 "seed": args.seed if args.degrade else None, "sigma": args.sigma, "list": args.list_file,

@@ -34,14 +34,20 @@ CONDITIONS: dict[str, dict[str, str]] = {
 }
 
 
-def heldout_gray(name: str) -> torch.Tensor:
-    """(1, H, W) float32 in [0, 1], exactly k/255 values."""
-    import numpy as np
+def _photo(name: str):
+    """The held-out photo as scikit-image gives it: uint8 (H, W) or (H, W, C)."""
     import skimage.data
 
     if name not in HELDOUT:
         raise ValueError(f"held-out images are {HELDOUT}, got {name!r}")
-    pixels = np.asarray(getattr(skimage.data, name)(), dtype=np.float64)
+    return getattr(skimage.data, name)()
+
+
+def heldout_gray(name: str) -> torch.Tensor:
+    """(1, H, W) float32 in [0, 1], exactly k/255 values."""
+    import numpy as np
+
+    pixels = np.asarray(_photo(name), dtype=np.float64)
     if pixels.ndim == 3:
         pixels = pixels[..., :3] @ np.array([0.299, 0.587, 0.114])
     return torch.from_numpy(np.round(pixels).astype(np.uint8)).float().div(255.0)[None]
@@ -50,11 +56,8 @@ def heldout_gray(name: str) -> torch.Tensor:
 def heldout_rgb(name: str) -> torch.Tensor:
     """(3, H, W) float32 in [0, 1], exactly k/255 values; camera as three equal channels."""
     import numpy as np
-    import skimage.data
 
-    if name not in HELDOUT:
-        raise ValueError(f"held-out images are {HELDOUT}, got {name!r}")
-    pixels = np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)
+    pixels = np.asarray(_photo(name), dtype=np.uint8)
     pixels = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels[..., :3]
     return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div(255.0)
 
