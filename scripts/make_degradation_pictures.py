@@ -1,7 +1,7 @@
 """Make the README's pictures of durn's synthetic degradations (docs/degradations/*.png).
 
 Each picture is one scikit-image photo, clean, then degraded with seeds 0, 1 and 2, shrunk
-to tiles (noise: a centre crop at full resolution instead, since shrinking averages noise
+to tiles (noise and the camera_ ones: a centre crop at full resolution instead, since shrinking averages noise
 away). Run from the repository root: ``python scripts/make_degradation_pictures.py``.
 """
 from __future__ import annotations
@@ -17,6 +17,8 @@ from durn.data import SyntheticPairs, sample_images
 SPECS = {
     "gaussian": ("gaussian:30,50,70", True),   # DuRN-P works on gray images
     "blur": ("blur", False),
+    "camera_blur": ("camera_blur", False),
+    "camera_noise": ("camera_noise", False),
     "haze": ("haze", False),
     "rain": ("rain", False),
     "raindrop": ("raindrop", False),
@@ -31,7 +33,7 @@ def montage(photo: Path, spec: str, gray: bool, size: int, seeds=(0, 1, 2)) -> I
             tiles.append(item["target"])
         tiles.append(item["input"])
     h, w = tiles[0].shape[-2:]
-    s = size if spec.startswith("gaussian") else min(h, w)
+    s = size if spec.startswith(("gaussian", "camera_")) else min(h, w)  # full resolution: noise shows
     top, left = (h - s) // 2, (w - s) // 2
     out = []
     for t in tiles:
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--out", default="docs/degradations")
     parser.add_argument("--photo", default="coffee.png", help="a scikit-image photo (default coffee.png)")
     parser.add_argument("--size", type=int, default=128, help="tile size in pixels")
+    parser.add_argument("--only", action="append", default=[], choices=sorted(SPECS), help="make only these pictures")
     args = parser.parse_args()
     photos = {p.name: p for p in sample_images("train")}
     if args.photo not in photos:
@@ -58,6 +61,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, (spec, gray) in SPECS.items():
+        if args.only and name not in args.only:
+            continue
         path = out / f"{name}.png"
         montage(photos[args.photo], spec, gray, args.size).save(path, optimize=True)
         print(f"{path}  {path.stat().st_size / 1024:.1f} KB  ({spec})")

@@ -27,7 +27,7 @@ from durn.weights.cards import results_table
 from durn.weights.heldout import CONDITIONS, measure_denoiser, measure_restorer
 
 
-INPUT_NAMES = {"durn_us": "hazy input"}
+INPUT_NAMES = {"durn_us": "hazy input", "durn_u": "blurred input"}
 
 
 def durn_restorer(network, weights):

@@ -5,9 +5,12 @@ import pytest
 import torch
 
 from durn.data import add_gaussian_noise, make_degradation
-from durn.data.degradations import Haze, MotionBlur, Range
+from durn.data.degradations import (
+    CameraBlur, CameraNoise, Haze, MotionBlur, Range, bayer_masks, defocus_kernel, demosaic_bilinear, linear_motion_kernel, linear_to_srgb,
+    srgb_to_linear,
+)
 
-SPECS = ["gaussian:30", "gaussian:30,50,70", "blur", "haze", "rain", "raindrop"]
+SPECS = ["gaussian:30", "gaussian:30,50,70", "blur", "camera_blur", "camera_noise", "haze", "rain", "raindrop"]
 
 
 def _photo(c=3, h=72, w=88, seed=0):
@@ -165,3 +168,162 @@ def test_degradations_reject_bad_images():
         make_degradation("haze")(torch.rand(2, 8, 8), _gen(0))
     with pytest.raises(ValueError, match="float"):
         make_degradation("blur")(torch.zeros(3, 8, 8, dtype=torch.uint8), _gen(0))
+
+
+# ----------------------------------------------------------------------------- camera blur
+def _second_moments(k):
+    """Centroid and covariance of a kernel's mass (in pixels)."""
+    n = k.shape[-1]
+    ys, xs = torch.meshgrid(torch.arange(n, dtype=torch.float64), torch.arange(n, dtype=torch.float64), indexing="ij")
+    k = k.double()
+    cx, cy = float((k * xs).sum()), float((k * ys).sum())
+    cov = [[float((k * (xs - cx) ** 2).sum()), float((k * (xs - cx) * (ys - cy)).sum())],
+           [float((k * (xs - cx) * (ys - cy)).sum()), float((k * (ys - cy) ** 2).sum())]]
+    return cx, cy, torch.tensor(cov, dtype=torch.float64)
+
+
+def test_linear_motion_kernel_is_a_centred_segment():
+    k = linear_motion_kernel(12.0, 30.0, 31)
+    assert abs(float(k.sum()) - 1) < 1e-6 and k.min() >= 0
+    cx, cy, cov = _second_moments(k)
+    assert abs(cx - 15) < 1e-6 and abs(cy - 15) < 1e-6
+    evals, evecs = torch.linalg.eigh(cov)
+    # n equally spaced samples over a segment of length L: variance L^2 / 12 * (n + 1) / (n - 1)
+    # along it (n = 49 here); bilinear splatting adds at most 1/4 per axis
+    along = 12.0 ** 2 / 12 * 50 / 48
+    assert along <= float(evals[1]) <= along + 0.25 and float(evals[0]) < 0.35
+    direction = evecs[:, 1]
+    angle = math.degrees(math.atan2(float(direction[1]), float(direction[0]))) % 180
+    assert abs(angle - 30) < 1.0
+
+
+def test_defocus_kernel_is_a_disc():
+    k = defocus_kernel(3.0, 11)
+    assert abs(float(k.sum()) - 1) < 1e-6
+    _, _, cov = _second_moments(k)
+    # a uniform disc of radius r has variance r^2 / 4 per axis and no correlation; integrating
+    # it over pixels (a box filter) adds 1/12
+    expected = 9 / 4 + 1 / 12
+    assert torch.allclose(cov.diagonal(), torch.tensor([expected] * 2, dtype=torch.float64), atol=0.03)
+    assert abs(float(cov[0, 1])) < 1e-9
+    assert float(k[5, 5]) > 0 and float(k[0, 0]) == 0 and float(k[5, 0]) == 0
+
+
+def test_camera_blur_draws_each_kernel_kind():
+    kinds = {"shake": CameraBlur(shake=1, linear=0, defocus=0), "linear": CameraBlur(shake=0, linear=1, defocus=0),
+             "defocus": CameraBlur(shake=0, linear=0, defocus=1)}
+    for name, blur in kinds.items():
+        k = blur.kernel(_gen(3))
+        assert k.shape == (31, 31) and abs(float(k.sum()) - 1) < 1e-5
+        _, _, cov = _second_moments(k)
+        evals = torch.linalg.eigvalsh(cov)
+        if name == "linear":
+            assert float(evals[0]) < 0.35 < float(evals[1])  # one-dimensional
+        if name == "defocus":
+            assert float(evals[1] - evals[0]) < 0.05           # round
+    mixed = CameraBlur()
+    sorts = set()
+    for seed in range(40):
+        k = mixed.kernel(_gen(seed))
+        _, _, cov = _second_moments(k)
+        evals = torch.linalg.eigvalsh(cov)
+        sorts.add("linear" if float(evals[0]) < 0.35 else "round" if float(evals[1] - evals[0]) < 0.05 else "shake")
+    assert sorts == {"linear", "round", "shake"}
+    with pytest.raises(ValueError, match="non-negative weights"):
+        CameraBlur(shake=0, linear=0, defocus=0).kernel(_gen(0))
+
+
+def test_camera_blur_adds_sensor_noise_and_quantises():
+    flat = torch.full((3, 128, 128), 0.5)
+    quiet = make_degradation("camera_blur:noise=0,jpeg=0")(flat, _gen(0))
+    assert torch.equal(quiet, torch.full_like(flat, round(0.5 * 255) / 255))  # blur keeps flat, 8-bit rounding
+    noisy = make_degradation("camera_blur:noise=3,jpeg=0")(flat, _gen(0))
+    assert torch.equal(noisy * 255, (noisy * 255).round())                      # 8-bit levels
+    # rounding adds 1/12 level^2 of variance to sigma^2 = 9; 49,152 samples: 2% is many sigma
+    assert abs(float((noisy * 255).var()) / (9 + 1 / 12) - 1) < 0.03
+
+
+def test_camera_blur_jpeg_leaves_block_artefacts():
+    x = _photo(3, 96, 96)
+    plain = make_degradation("camera_blur:noise=0,jpeg=0")(x, _gen(4))
+    jpeg = make_degradation("camera_blur:noise=0,jpeg=1,quality=30")(x, _gen(4))
+    assert torch.equal(jpeg * 255, (jpeg * 255).round())
+    diff = (jpeg - plain).abs()
+    assert 0.5 / 255 < float(diff.mean()) < 10 / 255
+    gray = make_degradation("camera_blur:jpeg=1")(x[:1], _gen(4))
+    assert gray.shape == (1, 96, 96)
+
+
+# ----------------------------------------------------------------------------- camera noise
+RAW = "camera_noise:shot=0.004,read_from_shot=0,read=0.0004,gains=0,srgb=0,quantize=0,jpeg=0,bayer=0"
+
+
+def test_camera_noise_is_poisson_gaussian_in_linear_light():
+    levels = torch.tensor([0.15, 0.3, 0.5, 0.65])  # >= 4.7 sigma from the clipping at 0 and 1
+    x = levels.view(4, 1, 1).expand(4, 128, 128).reshape(1, 512, 128)   # four flat bands
+    y = make_degradation(RAW)(x, _gen(0))
+    var = (y - x).view(4, -1).var(1)
+    expected = 0.004 * levels + 0.0004     # the variance grows linearly with the signal
+    # 16,384 samples a band: relative standard error of a variance 1.1%, so 5%
+    assert torch.allclose(var, expected, rtol=0.05)
+    assert abs(float((y - x).mean())) < 1e-3
+
+
+def test_camera_noise_levels_follow_the_read_shot_relation():
+    d = CameraNoise()
+    shots, reads = zip(*(d.levels(_gen(s)) for s in range(400)))
+    shots, reads = torch.tensor(shots, dtype=torch.float64), torch.tensor(reads, dtype=torch.float64)
+    assert shots.min() >= 1e-4 and shots.max() <= 1.2e-2
+    # log-uniform: the median is the geometric mean of the range (to about 10%)
+    assert abs(float(shots.log().median()) - 0.5 * math.log(1e-4 * 1.2e-2)) < 0.25
+    residual = reads.log() - (2.18 * shots.log() + 1.2)
+    assert abs(float(residual.mean())) < 0.05 and abs(float(residual.std()) - 0.26) < 0.03
+
+
+def test_camera_noise_after_the_tone_curve_is_brightest_in_the_shadows_and_8_bit():
+    levels = torch.tensor([0.1, 0.5, 0.9])
+    x = levels.view(3, 1, 1).expand(3, 128, 128).reshape(1, 384, 128)
+    y = make_degradation("camera_noise:shot=0.004,gains=0,jpeg=0,bayer=0")(x, _gen(1))
+    assert torch.equal(y * 255, (y * 255).round())
+    std = (y - x).view(3, -1).std(1)
+    # sRGB compresses highlights: display-space noise falls with brightness although the
+    # linear-light variance grows with it
+    assert std[0] > std[1] > std[2] > 0
+
+
+def test_camera_noise_per_channel_gains_and_bayer_correlation():
+    flat = torch.full((3, 96, 96), 0.5)
+    plain = make_degradation("camera_noise:shot=0.01,jpeg=0,bayer=0,quantize=0,srgb=0,gains=0")(flat, _gen(2))
+    gained = make_degradation("camera_noise:shot=0.01,jpeg=0,bayer=0,quantize=0,srgb=0,red_gain=2,blue_gain=2")(flat, _gen(2))
+    std_plain, std_gained = (plain - flat).flatten(1).std(1), (gained - flat).flatten(1).std(1)
+    assert torch.allclose(std_plain[0], std_plain[1], rtol=0.1)
+    # red and blue are amplified by the white balance: variance gain^2 * shot * x / gain
+    assert float(std_gained[0] / std_gained[1]) == pytest.approx(2 ** 0.5, rel=0.1)
+    mosaic = make_degradation("camera_noise:shot=0.01,jpeg=0,bayer=1,quantize=0,srgb=0,gains=0")(flat, _gen(2))
+    n = mosaic - flat
+    def neighbour_corr(a):
+        return float(torch.corrcoef(torch.stack([a[:, :-1].flatten(), a[:, 1:].flatten()]))[0, 1])
+    assert neighbour_corr(n[1]) > 0.2 > abs(neighbour_corr(plain[1] - flat[1]))
+
+
+def test_demosaic_keeps_samples_and_flat_images():
+    masks = bayer_masks(6, 8)
+    assert torch.equal(masks.sum(0), torch.ones(6, 8)) and float(masks[1].mean()) == 0.5
+    flat = torch.full((1, 6, 8), 0.3)
+    assert torch.allclose(demosaic_bilinear(flat, masks), torch.full((3, 6, 8), 0.3))
+    mosaic = torch.rand(1, 6, 8, generator=_gen(0))
+    out = demosaic_bilinear(mosaic, masks)
+    assert torch.equal((out * masks).sum(0), mosaic[0])
+
+
+def test_srgb_curve_round_trip():
+    x = torch.linspace(0, 1, 1001)
+    assert torch.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-6)
+    assert float(srgb_to_linear(torch.tensor(0.5))) == pytest.approx(0.21404, abs=1e-5)
+
+
+def test_boolean_parameters_parse_strictly():
+    assert make_degradation("camera_noise:srgb=0").srgb is False
+    assert make_degradation("camera_noise:srgb=true").srgb is True
+    with pytest.raises(ValueError, match="0, 1, true or false"):
+        make_degradation("camera_noise:srgb=maybe")

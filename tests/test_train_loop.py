@@ -24,7 +24,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-# Synthetic degradation per preset for the own-photos path (durn_p_real has none of its own).
+# Synthetic degradation per preset for the own-photos path.
 DEGRADE = {name: p.degradation or "gaussian:10,20" for name, p in PRESETS.items()}
 
 

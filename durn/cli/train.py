@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init", default=S, metavar="WEIGHTS",
                    help="start from these weights instead of a random initialisation (fine-tuning): a released "
                         "entry, 'default', 'authors' or a checkpoint file such as RUN/best.pt")
+    g.add_argument("--identity-init", action="store_true", default=S,
+                   help="start a fresh network as the identity (its last conv zeroed: output = input), so "
+                        "early steps learn the correction instead of how to pass the image through")
 
     g = p.add_argument_group("data")
     g.add_argument("--data", default=S, metavar="DIR",

@@ -10,6 +10,13 @@ spec string with :func:`make_degradation`:
 ``gaussian:30,50,70``  clipped (the paper's DuRN-P setting); one sigma drawn per image
 ``blur``               motion blur: a kernel rasterised from a random camera trajectory,
                        applied in linear light (gamma 2.2)
+``camera_blur``        blur as real photos carry it: camera shake, straight linear motion
+                       or mild defocus, then small sensor noise, 8-bit rounding and
+                       sometimes JPEG (durn_u's released weights are trained on it)
+``camera_noise``       real camera noise: Poisson-Gaussian noise in linear raw light (levels
+                       of phone to DSLR sensors, ISO 100-6400), per-channel gains, an
+                       optional Bayer mosaic and demosaicing, the sRGB tone curve, 8-bit
+                       rounding and sometimes JPEG
 ``haze``               atmospheric scattering I = J t + A (1 - t), t = exp(-beta d), with a
                        depth proxy d and a random airlight A (RESIDE's beta and A ranges)
 ``rain``               rain streaks: sparse drops motion-blurred along one slanted
@@ -31,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "DEGRADATIONS", "Degradation", "GaussianNoise", "Haze", "MotionBlur", "RainStreaks",
+    "DEGRADATIONS", "CameraBlur", "CameraNoise", "Degradation", "GaussianNoise", "Haze", "MotionBlur", "RainStreaks",
     "Raindrops", "add_gaussian_noise", "make_degradation",
 ]
 
@@ -229,6 +236,218 @@ class MotionBlur(Degradation):
         return _convolve(linear, kernel).clamp(0, 1) ** (1 / self.gamma)
 
 
+def linear_motion_kernel(extent: float, angle_deg: float, size: int) -> torch.Tensor:
+    """A straight motion of ``extent`` pixels at ``angle_deg`` (from the x axis), centred,
+    rasterised into a (size, size) kernel that sums to 1 (constant speed)."""
+    n = max(2, int(math.ceil(extent * 4)) + 1)
+    t = torch.linspace(-extent / 2, extent / 2, n, dtype=torch.float64)
+    a = math.radians(angle_deg)
+    pts = torch.stack([t * math.cos(a), t * math.sin(a)], 1) + (size - 1) / 2
+    return rasterize_path(pts, size)
+
+
+def defocus_kernel(radius: float, size: int, supersample: int = 8) -> torch.Tensor:
+    """A uniform disc of ``radius`` pixels (the out-of-focus point spread of a round
+    aperture), anti-aliased by supersampling, in a (size, size) kernel that sums to 1."""
+    s = supersample
+    offsets = (torch.arange(s, dtype=torch.float64) + 0.5) / s - 0.5
+    centre = (size - 1) / 2
+    grid = torch.arange(size, dtype=torch.float64) - centre
+    fine = (grid.view(-1, 1) + offsets.view(1, -1)).flatten()  # (size * s,)
+    inside = (fine.view(-1, 1) ** 2 + fine.view(1, -1) ** 2) <= max(radius, 0.5) ** 2
+    k = inside.double().view(size, s, size, s).mean((1, 3))
+    return (k / k.sum()).float()
+
+
+def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255).round() / 255
+
+
+def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """``x`` (C, H, W) in [0, 1] encoded as a baseline JPEG at ``quality`` and decoded."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    array = pixels[0].numpy() if x.shape[0] == 1 else pixels.permute(1, 2, 0).contiguous().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    with Image.open(buffer) as im:
+        decoded = np.asarray(im.convert("L" if x.shape[0] == 1 else "RGB"))
+    out = torch.from_numpy(decoded.copy()).float().div(255)
+    return (out[None] if x.shape[0] == 1 else out.permute(2, 0, 1)).to(x.dtype).contiguous()
+
+
+@dataclass(frozen=True)
+class CameraBlur(Degradation):
+    """Blur as a real photo carries it. Per image one kernel is drawn: camera shake
+    (:class:`MotionBlur`'s trajectory), a straight linear motion, or mild defocus (a disc of
+    radius ``defocus_radius``), chosen with the weights ``shake``, ``linear`` and
+    ``defocus``; shake and linear motion span a fraction ``length`` of the kernel. The
+    kernel is applied in linear light (gamma 2.2); then sensor noise of sigma ``noise``
+    (0-255 scale, white, per pixel and channel) is added, the result is rounded to 8 bits
+    and, with probability ``jpeg``, JPEG-compressed at a quality drawn from ``quality``. So
+    the network does not learn that blurred images are noise-free and smooth."""
+    kernel_size: int = 31
+    length: Range = Range(0.15, 0.8)
+    defocus_radius: Range = Range(1.0, 4.0)
+    shake: float = 0.5
+    linear: float = 0.3
+    defocus: float = 0.2
+    noise: Range = Range(0.0, 3.0)
+    jpeg: float = 0.3
+    quality: Range = Range(70.0, 95.0)
+    gamma: float = 2.2
+    name = "camera_blur"
+
+    @property
+    def margin(self) -> int:
+        return self.kernel_size // 2
+
+    def kernel(self, g: torch.Generator) -> torch.Tensor:
+        k = self.kernel_size
+        if k < 3 or k % 2 == 0:
+            raise ValueError(f"camera_blur kernel_size must be odd and >= 3, got {k}")
+        weights = (self.shake, self.linear, self.defocus)
+        if min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"camera_blur needs non-negative weights shake, linear, defocus with a positive sum, got {weights}")
+        u = _uniform(g, 0, sum(weights))
+        if u < self.shake:
+            return MotionBlur(kernel_size=k, length=self.length, gamma=self.gamma).kernel(g)
+        if u < self.shake + self.linear:
+            extent = self.length.draw(g) * (k - 1)
+            return linear_motion_kernel(extent, _uniform(g, 0, 180), k)
+        return defocus_kernel(min(self.defocus_radius.draw(g), (k - 1) / 2), k)
+
+    def apply(self, clean, g):
+        kernel = self.kernel(g)
+        linear = clean.clamp(0, 1) ** self.gamma
+        blurred = _convolve(linear, kernel).clamp(0, 1) ** (1 / self.gamma)
+        sigma = self.noise.draw(g) / 255.0
+        if sigma > 0:
+            blurred = blurred + torch.randn(blurred.shape, generator=g, dtype=torch.float32).to(blurred) * sigma
+        out = quantize_8bit(blurred)
+        if self.jpeg > 0 and _uniform(g, 0, 1) < self.jpeg:
+            out = jpeg_roundtrip(out, round(self.quality.draw(g)))
+        return out
+
+
+# ----------------------------------------------------------------------------- camera noise
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of the sRGB transfer curve (IEC 61966-2-1), on values in [0, 1]."""
+    x = x.clamp(0, 1)
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """The sRGB transfer curve, on linear values clipped to [0, 1]."""
+    x = x.clamp(0, 1)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def bayer_masks(h: int, w: int) -> torch.Tensor:
+    """(3, H, W) 0/1 masks of an RGGB Bayer colour filter array."""
+    m = torch.zeros(3, h, w)
+    m[0, 0::2, 0::2] = 1
+    m[1, 0::2, 1::2] = 1
+    m[1, 1::2, 0::2] = 1
+    m[2, 1::2, 1::2] = 1
+    return m
+
+
+def demosaic_bilinear(mosaic: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Bilinear demosaicing: each channel's missing samples are the mask-weighted mean of its
+    samples in the 3 x 3 neighbourhood (so known samples are kept exactly)."""
+    kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], dtype=mosaic.dtype)
+    k = kernel.expand(3, 1, 3, 3)
+    sampled = F.conv2d(_pad(masks * mosaic, 1)[None], k, groups=3)[0]
+    weight = F.conv2d(_pad(masks.to(mosaic.dtype), 1)[None], k, groups=3)[0]
+    filled = sampled / weight.clamp(min=1e-12)
+    return torch.where(masks.bool(), mosaic.expand_as(filled), filled)
+
+
+@dataclass(frozen=True)
+class CameraNoise(Degradation):
+    """Real camera noise, made as a camera makes it (after Foi et al. 2008, "Practical
+    Poissonian-Gaussian noise modeling", and Brooks et al. 2019, "Unprocessing images for
+    learned raw denoising"):
+
+    1. the sRGB image is taken back to linear light (inverse sRGB curve) and its white
+       balance undone, dividing red and blue by gains drawn from ``red_gain`` and
+       ``blue_gain`` (``gains=False``: no gains);
+    2. with probability ``bayer`` the noise is drawn on an RGGB colour filter array's samples
+       and demosaiced (bilinear), so it is spatially correlated and shared across channels as
+       in real photos (the clean image itself is not re-demosaiced: it already was, once);
+    3. Poisson-Gaussian noise: ``y = x + n``, ``n ~ N(0, shot * x + read)``, the shot level
+       drawn log-uniformly from ``shot`` (about 1e-4 at ISO 100 on a DSLR to 1.2e-2 at ISO
+       6400 on a phone) and the read level from Brooks et al.'s fit to real sensors,
+       ``log(read) = 2.18 log(shot) + 1.2 + N(0, 0.26^2)`` (or drawn from ``read`` when
+       ``read_from_shot=False``);
+    4. the white balance is re-applied and the sRGB curve (``srgb``) brings it back to
+       display values;
+    5. rounded to 8 bits (``quantize``) and, with probability ``jpeg``, JPEG-compressed at a
+       quality drawn from ``quality``.
+
+    So the noise is signal-dependent, differs per channel, is spatially correlated where
+    demosaiced, and is shaped by the tone curve, as in real photos."""
+    shot: Range = Range(1e-4, 1.2e-2)
+    read_from_shot: bool = True
+    read: Range = Range(0.0, 0.0)
+    gains: bool = True
+    red_gain: Range = Range(1.9, 2.4)
+    blue_gain: Range = Range(1.5, 1.9)
+    bayer: float = 0.5
+    srgb: bool = True
+    quantize: bool = True
+    jpeg: float = 0.3
+    quality: Range = Range(75.0, 95.0)
+    name = "camera_noise"
+
+    def levels(self, g: torch.Generator) -> tuple[float, float]:
+        """(shot, read): the noise variance is ``shot * x + read`` in linear light."""
+        lo, hi = self.shot.lo, self.shot.hi
+        if lo <= 0:
+            raise ValueError(f"camera_noise shot levels must be positive, got {self.shot}")
+        shot = math.exp(_uniform(g, math.log(lo), math.log(hi))) if hi > lo else lo
+        if self.read_from_shot:
+            jitter = float(torch.randn((), generator=g, dtype=torch.float64)) * 0.26
+            read = math.exp(2.18 * math.log(shot) + 1.2 + jitter)
+        else:
+            read = self.read.draw(g)
+        return shot, read
+
+    def apply(self, clean, g):
+        c, h, w = clean.shape
+        shot, read = self.levels(g)
+        x = srgb_to_linear(clean) if self.srgb else clean.clamp(0, 1)
+        gains = torch.ones(c, 1, 1, dtype=x.dtype)
+        if self.gains and c == 3:
+            gains = torch.tensor([self.red_gain.draw(g), 1.0, self.blue_gain.draw(g)], dtype=x.dtype).view(3, 1, 1)
+        raw = x / gains
+        if c == 3 and self.bayer > 0 and _uniform(g, 0, 1) < self.bayer:
+            masks = bayer_masks(h, w).to(x.dtype)
+            mosaic = (raw * masks).sum(0, keepdim=True)
+            std = (shot * mosaic.clamp(min=0) + read).sqrt()
+            noise = torch.randn(mosaic.shape, generator=g, dtype=torch.float32).to(raw) * std
+            # Only the noise is demosaiced: the photo was demosaiced once already by its camera,
+            # and bilinear demosaicing of the clean image would add colour fringes real photos lack.
+            noisy = raw + demosaic_bilinear(noise, masks)
+        else:
+            std = (shot * raw.clamp(min=0) + read).sqrt()
+            noisy = raw + torch.randn(raw.shape, generator=g, dtype=torch.float32).to(raw) * std
+        out = (noisy * gains).clamp(0, 1)
+        if self.srgb:
+            out = linear_to_srgb(out)
+        if self.quantize:
+            out = quantize_8bit(out)
+        if self.jpeg > 0 and _uniform(g, 0, 1) < self.jpeg:
+            out = jpeg_roundtrip(out, round(self.quality.draw(g)))
+        return out
+
+
 # ----------------------------------------------------------------------------- haze
 @dataclass(frozen=True)
 class Haze(Degradation):
@@ -377,7 +596,8 @@ class Raindrops(Degradation):
 
 # ----------------------------------------------------------------------------- specs
 DEGRADATIONS = {
-    "gaussian": GaussianNoise, "blur": MotionBlur, "haze": Haze, "rain": RainStreaks, "raindrop": Raindrops,
+    "gaussian": GaussianNoise, "blur": MotionBlur, "camera_blur": CameraBlur, "camera_noise": CameraNoise,
+    "haze": Haze, "rain": RainStreaks, "raindrop": Raindrops,
 }
 
 
@@ -390,6 +610,10 @@ def _parse_value(text: str, default):
         if hi < lo:
             raise ValueError(f"range {text!r} has hi < lo")
         return Range(lo, hi)
+    if isinstance(default, bool):  # bool("0") would be True
+        if text.lower() not in ("0", "1", "true", "false"):
+            raise ValueError("expected 0, 1, true or false")
+        return text.lower() in ("1", "true")
     return type(default)(text)
 
 

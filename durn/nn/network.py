@@ -92,6 +92,19 @@ class DuRN(nn.Module):
         residual = torch.tanh(self.tail(x))
         return image - residual if self.subtract_residual else image + residual
 
+    @torch.no_grad()
+    def zero_residual_(self) -> "DuRN":
+        """Zero the tail's last convolution (weights and bias), so that the network starts
+        as the identity (``tanh(0) = 0``: output = input) with the checkpoint layout
+        unchanged; training then learns only the correction. Returns ``self``."""
+        convs = [m for m in self.tail.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        if not convs:
+            raise ValueError("the tail has no convolution to zero")
+        convs[-1].weight.zero_()
+        if convs[-1].bias is not None:
+            convs[-1].bias.zero_()
+        return self
+
     @property
     def min_size(self) -> int:
         """Smallest H and W the bare network handles (inputs are padded up to it)."""
@@ -106,29 +119,7 @@ class DuRN(nn.Module):
         return run_any_size(self.forward_core, image, self.size_multiple, self.min_size)
 
     def _check(self, image: torch.Tensor) -> None:
-        if not isinstance(image, torch.Tensor):
-            raise TypeError(f"expected a torch.Tensor, got {type(image).__name__}")
-        if image.dim() not in (3, 4):
-            raise ValueError(
-                f"expected a tensor of shape (N, C, H, W) or (C, H, W), got shape {tuple(image.shape)}"
-            )
-        if not image.is_floating_point():
-            raise ValueError(
-                f"expected a floating-point image in [0, 1], got dtype {image.dtype}; "
-                "convert with image.float() / 255 (8-bit) or / 65535 (16-bit)"
-            )
-        c = image.shape[-3]
-        if c != self.in_channels:
-            order = self.channel_order
-            raise ValueError(
-                f"expected {self.in_channels} channel{'s' if self.in_channels > 1 else ''} ({order}) "
-                f"in dimension {image.dim() - 3}, got {c} (shape {tuple(image.shape)})"
-            )
-        if image.numel() == 0:
-            raise ValueError(f"expected a non-empty image, got shape {tuple(image.shape)}")
-        h, w = image.shape[-2:]
-        if h < 2 or w < 2:
-            raise ValueError(f"expected an image of at least 2 x 2 pixels, got {h} x {w}")
+        check_image(image, self.in_channels, self.channel_order)
         param = next(self.parameters(), None)
         if param is not None:
             if image.dtype != param.dtype:
@@ -141,5 +132,36 @@ class DuRN(nn.Module):
                     f"the image is on {image.device} but the network is on {param.device}; "
                     "move one of them with .to(device)"
                 )
-        if not bool(torch.isfinite(image).all()):
-            raise ValueError("the image contains NaN or Inf values; expected finite values in [0, 1]")
+        check_finite(image)
+
+
+def check_image(image: torch.Tensor, in_channels: int, channel_order: str) -> None:
+    """What every network entry point requires of an image: a float tensor (N, C, H, W) or
+    (C, H, W) with ``in_channels`` channels and at least 2 x 2 pixels."""
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(image).__name__}")
+    if image.dim() not in (3, 4):
+        raise ValueError(
+            f"expected a tensor of shape (N, C, H, W) or (C, H, W), got shape {tuple(image.shape)}"
+        )
+    if not image.is_floating_point():
+        raise ValueError(
+            f"expected a floating-point image in [0, 1], got dtype {image.dtype}; "
+            "convert with image.float() / 255 (8-bit) or / 65535 (16-bit)"
+        )
+    c = image.shape[-3]
+    if c != in_channels:
+        raise ValueError(
+            f"expected {in_channels} channel{'s' if in_channels > 1 else ''} ({channel_order}) "
+            f"in dimension {image.dim() - 3}, got {c} (shape {tuple(image.shape)})"
+        )
+    if image.numel() == 0:
+        raise ValueError(f"expected a non-empty image, got shape {tuple(image.shape)}")
+    h, w = image.shape[-2:]
+    if h < 2 or w < 2:
+        raise ValueError(f"expected an image of at least 2 x 2 pixels, got {h} x {w}")
+
+
+def check_finite(image: torch.Tensor) -> None:
+    if not bool(torch.isfinite(image).all()):
+        raise ValueError("the image contains NaN or Inf values; expected finite values in [0, 1]")

@@ -36,6 +36,7 @@ class TrainConfig:
     reuse: int | None = None          # optimiser steps per drawn batch
     seed: int = 0
     init: str | None = None           # start from these weights (anything weights= accepts): fine-tuning
+    identity_init: bool = False       # zero the tail's last conv: the network starts as the identity
     log_every: int = 10
     val_every: int = 500
     ckpt_every: int = 500
@@ -176,6 +177,8 @@ def validate(c: TrainConfig) -> None:
         raise ValueError(f"grad_clip must be >= 0, got {c.grad_clip}")
     if c.degrade is not None and c.degrade.startswith("gaussian"):
         parse_gaussian(c.degrade)
+    if c.identity_init and c.init:
+        raise ValueError("identity_init starts from a fresh network as the identity; it cannot be combined with init")
     if c.schedule is not None and c.schedule not in SCHEDULE_OVERRIDES:
         raise ValueError(f"schedule must be one of {SCHEDULE_OVERRIDES}, got {c.schedule!r}")
     if c.loss is not None:

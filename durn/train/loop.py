@@ -97,6 +97,9 @@ def resolve_settings(settings: dict) -> tuple[TrainConfig, dict | None]:
             "--resume continues a run exactly, so these settings cannot change: " + "; ".join(conflicts)
             + " (start a new run in another folder to change them)"
         )
+    if not any((run / name).is_file() for name in ckpt_io.WEIGHT_FILES):
+        # killed before its first checkpoint: continuing it is running it from step 0
+        return make_config({**saved, **settings, "resume": False}), saved
     return make_config({**saved, **settings}), saved
 
 
@@ -185,6 +188,8 @@ class Trainer:
 
             checkpoint, _ = resolve_weights(c.network, c.init)
             model.load_state_dict(load_reference(c.network, checkpoint).state_dict())
+        elif c.identity_init and not c.resume:
+            model.zero_residual_()
         model.check_inputs = False  # the data is checked once; the checks would sync every step
         # DuRN.min_size is found by dry runs on first use; in train mode they bump BatchNorm's
         # num_batches_tracked, so find it now, in eval mode, before any state is loaded.
@@ -233,11 +238,11 @@ class Trainer:
         c = self.c
         self._check_run_folder()  # again: another process may have started a run meanwhile
         self.run.mkdir(parents=True, exist_ok=True)
-        if not c.resume:
-            if c.overwrite:
-                ckpt_io.clear_run_files(self.run)
+        if not c.resume:  # the folder is empty, or holds a run that --overwrite or no checkpoint lets go
+            ckpt_io.clear_run_files(self.run)
             ckpt_io.write_json(self.run / "config.json", c.to_dict())
             return None
+        ckpt_io.remove_temp_files(self.run)
         ck = ckpt_io.load(self.run / "last.pt", map_location="cpu")
         if ck["network"] != c.network:
             raise ValueError(f"{self.run / 'last.pt'} is a {ck['network']} run, not {c.network}")
@@ -378,18 +383,22 @@ class Trainer:
         model = self.ema.module if self.ema is not None else self.model
         was_training = model.training
         model.eval()
-        sums = torch.zeros(3, dtype=torch.float64)
+        sums = torch.zeros(5, dtype=torch.float64)
         for item in val:
             inp = item["input"][None].to(self.device, self.dtype)
             target = item["target"][None].to(self.device, self.dtype)
             with autocast(self.precision, self.device):
                 out = model(inp)
             m = compare(out[0].float(), target[0].float(), protocol="authors", color_space=self.color_space)
-            sums += torch.tensor([m["psnr"], m["ssim"], 1.0], dtype=torch.float64)
+            # the degraded input's own score, the bar the network has to clear
+            base = compare(inp[0].float(), target[0].float(), protocol="authors",
+                           color_space=self.color_space)
+            sums += torch.tensor([m["psnr"], m["ssim"], 1.0, base["psnr"], base["ssim"]], dtype=torch.float64)
         model.train(was_training)
         sums = D.all_sum(self.dist, sums.to(self.device)).cpu()
         n = sums[2].item()
-        return {"psnr": sums[0].item() / n, "ssim": sums[1].item() / n, "images": int(n)}
+        return {"psnr": sums[0].item() / n, "ssim": sums[1].item() / n, "images": int(n),
+                "input_psnr": sums[3].item() / n, "input_ssim": sums[4].item() / n}
 
     # -- the loop ----------------------------------------------------------------
     def loader(self):
@@ -512,6 +521,7 @@ class Trainer:
         if improved:
             self.best = {"step": self.step, **metrics}
         self.log({"step": self.step, "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"],
+                  "val_input_psnr": metrics["input_psnr"], "val_input_ssim": metrics["input_ssim"],
                   "val_images": metrics["images"], "best_step": self.best["step"]})
         if improved:
             self.save("best.pt")

@@ -98,7 +98,7 @@ PRESETS: dict[str, Preset] = {
                   "per sample, 0-255 scale, not clipped) added by the loop at every step",
         ),
         Preset(
-            "durn_p_real", "durn_p_real", "polyu", None,
+            "durn_p_real", "durn_p_real", "polyu", "camera_noise",
             batch_size=30, crop=128,
             stages=_ssim_l1(3500, Schedule("step", 1e-4, (1000, 2000), 0.1)),
             summary="real camera noise (PolyU); 1.1*(-SSIM)+0.75*L1; lr 1e-4 x0.1 at 1000/2000 of 3500",

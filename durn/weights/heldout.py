@@ -8,8 +8,8 @@ on: ``scripts/make_training_photos.py`` leaves them out).
   test input), from a generator seeded per (image, sigma).
 * The colour tasks: RGB (camera, a gray photo, as three equal channels), degraded by
   :mod:`durn.data.degradations` at fixed settings (:data:`CONDITIONS`), the remaining
-  random draws (haze: the depth field and tint) seeded per image, so an image gets the
-  same scene at every strength.
+  random draws (haze: the depth field and tint; blur: the trajectory or direction and the
+  noise) seeded per image, so an image gets the same scene at every strength.
 
 So every method sees the same degraded image. Every output is scored under both
 protocols of :mod:`durn.metrics`.
@@ -29,8 +29,15 @@ PROTOCOLS = ("authors", "standard")
 
 # Per network (other than durn_p): condition label -> degradation spec. Haze: three
 # strengths from RESIDE's scattering range, fixed airlight and depth range.
+# Blur: camera shake and straight linear motion, each over 9 and 18 pixels (a fraction
+# 0.3 / 0.6 of the 31-pixel kernel), with sensor noise of sigma 1 and 8-bit rounding, no JPEG;
+# the seed per image makes both strengths the same trajectory (or direction), scaled.
+_BLUR = "camera_blur:{kind},length={length},noise=1,jpeg=0"
+_BLUR_KINDS = {"shake": "shake=1,linear=0,defocus=0", "linear": "shake=0,linear=1,defocus=0"}
 CONDITIONS: dict[str, dict[str, str]] = {
     "durn_us": {f"haze-beta{b}": f"haze:beta={b},airlight=0.85,near=0.1,far=1.2" for b in ("0.8", "1.2", "1.6")},
+    "durn_u": {f"{kind}-{px}px": _BLUR.format(kind=weights, length=length)
+               for kind, weights in _BLUR_KINDS.items() for px, length in ((9, "0.3"), (18, "0.6"))},
 }
 
 

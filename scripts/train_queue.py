@@ -1,0 +1,150 @@
+"""Run the planned release trainings one after another, in the background, resumably.
+
+    python scripts/train_queue.py scripts/release_queue.json --photos PHOTOS --runs ../runs
+    python scripts/train_queue.py scripts/release_queue.json --runs ../runs --status
+
+The queue file is JSON: ``{"runs": [{"name": ..., "args": [...]}, ...]}``, each run a
+``durn train`` command line (without ``--out``, ``--resume`` or ``--overwrite``) whose
+``--steps`` is fixed up front, because the learning-rate schedule depends on it.
+``{photos}`` in an argument is replaced by ``--photos``. Run ``NAME`` lives in
+``RUNS/NAME``.
+
+Each run is, in queue order:
+
+* finished (``last.pt`` holds ``--steps`` steps): skipped;
+* started (``last.pt`` exists): continued exactly with ``durn train --resume``;
+* new: started. A folder holding only a ``config.json`` (a run killed before its first
+  checkpoint) is started again with ``--overwrite``, which touches durn's run files only.
+
+So stopping the queue at any moment (SIGTERM or Ctrl-C: the running ``durn train``
+writes ``last.pt`` and exits) and starting it again continues where it stopped. The
+queue and its trainings run niced (``--nice``, default 5) so the machine stays usable.
+Each run's console output is appended to ``RUNS/NAME.console.log``, beside its folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+FORBIDDEN = ("--out", "--resume", "--overwrite")
+
+
+def read_queue(path: Path) -> list[dict]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"train_queue: cannot read the queue file {path}: {err}") from None
+    runs = doc.get("runs") if isinstance(doc, dict) else None
+    if not isinstance(runs, list) or not runs:
+        raise SystemExit(f"train_queue: {path} must hold {{\"runs\": [{{\"name\": ..., \"args\": [...]}}, ...]}}")
+    names = set()
+    for run in runs:
+        name, args = run.get("name"), run.get("args")
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            raise SystemExit(f"train_queue: bad run name {name!r} in {path}")
+        if name in names:
+            raise SystemExit(f"train_queue: run {name!r} appears twice in {path}")
+        names.add(name)
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise SystemExit(f"train_queue: run {name!r} needs \"args\", a list of strings")
+        bad = [a for a in args if a.split("=")[0] in FORBIDDEN]
+        if bad:
+            raise SystemExit(f"train_queue: run {name!r} must not give {bad}: the queue sets them")
+        if "--steps" not in [a.split("=")[0] for a in args]:
+            raise SystemExit(f"train_queue: run {name!r} needs --steps N (planned up front: the schedule depends on it)")
+    return runs
+
+
+def run_state(folder: Path) -> tuple[str, int, int | None]:
+    """("new" | "started" | "finished" | "stuck", steps done, steps planned)."""
+    last = folder / "last.pt"
+    if last.is_file():
+        import torch
+
+        ck = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        done, planned = int(ck["step"]), ck.get("config", {}).get("steps")
+        return ("finished" if planned is not None and done >= planned else "started"), done, planned
+    if folder.exists() and any(folder.iterdir()):
+        return "stuck", 0, None
+    return "new", 0, None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("queue", type=Path, help="the queue file (JSON)")
+    parser.add_argument("--runs", type=Path, default=Path("../runs"), help="folder of the run folders (default ../runs)")
+    parser.add_argument("--photos", type=Path, help="replaces {photos} in the runs' arguments")
+    parser.add_argument("--nice", type=int, default=5,
+                        help="niceness of the queue and its trainings (default 5: lower than interactive work, but "
+                             "not starved by it, which at 19 took a durn_u step from 2 s to 15 s)")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only these runs")
+    parser.add_argument("--status", action="store_true", help="print each run's state and exit")
+    args = parser.parse_args(argv)
+
+    runs = read_queue(args.queue)
+    if args.only:
+        unknown = sorted(set(args.only) - {r["name"] for r in runs})
+        if unknown:
+            parser.error(f"--only {unknown}: not in {args.queue}")
+        runs = [r for r in runs if r["name"] in args.only]
+    if args.status:
+        for run in runs:
+            state, done, planned = run_state(args.runs / run["name"])
+            print(f"{run['name']:32} {state:9} {done} / {planned if planned is not None else '?'} steps")
+        return 0
+    if args.nice:
+        os.nice(args.nice)
+    args.runs.mkdir(parents=True, exist_ok=True)
+
+    child: subprocess.Popen | None = None
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)  # durn train writes last.pt and exits
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for run in runs:
+        if stopping:
+            break
+        folder = args.runs / run["name"]
+        state, done, planned = run_state(folder)
+        if state == "finished":
+            print(f"train_queue: {run['name']}: finished ({done} steps)", flush=True)
+            continue
+        train_args = []
+        for a in run["args"]:
+            if "{photos}" in a:
+                if args.photos is None:
+                    parser.error(f"run {run['name']!r} uses {{photos}}: give --photos")
+                a = a.replace("{photos}", os.fspath(args.photos))
+            train_args.append(a)
+        extra = {"started": ["--resume"], "stuck": ["--overwrite"], "new": []}[state]
+        command = [sys.executable, "-m", "durn", "train", *train_args, "--out", os.fspath(folder), *extra,
+                   "--no-progress"]
+        print(f"train_queue: {run['name']}: {state} at step {done}; {' '.join(command[1:])}", flush=True)
+        with open(args.runs / f"{run['name']}.console.log", "a") as console:
+            child = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT)
+            code = child.wait()
+        child = None
+        if stopping:
+            print(f"train_queue: stopped during {run['name']} (exit {code}); run the queue again to continue",
+                  flush=True)
+            return 143
+        if code != 0:
+            print(f"train_queue: {run['name']} failed (exit {code}); see {args.runs / (run['name'] + '.console.log')}",
+                  flush=True)
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
