@@ -123,7 +123,7 @@ def test_haze_parameters_from_spec():
 
 def test_rain_streaks_brighten_along_one_direction():
     x = _photo(h=128, w=128, seed=3)
-    y = make_degradation("rain:angle=0,layers=1,density=0.004")(x, _gen(4))
+    y = make_degradation("rain:angle=0,layers=1,density=0.004,spread=0,width=0.5,veil=0")(x, _gen(4))
     s = y - x
     assert (s >= -1e-6).all() and s.max() > 0.1
     # vertical streaks: strongly correlated with themselves 4 px down, not 4 px across
@@ -131,6 +131,27 @@ def test_rain_streaks_brighten_along_one_direction():
     vert = float((s[4:] * s[:-4]).mean())
     horiz = float((s[:, 4:] * s[:, :-4]).mean())
     assert vert > 5 * max(horiz, 1e-9)
+
+
+def test_heavy_rain_veils_the_scene_and_light_rain_does_not():
+    x = _photo(h=96, w=96, seed=3)
+    heavy = make_degradation("rain:density=0.004,layers=3,veil=0.3")(x, _gen(4))
+    light = make_degradation("rain:density=0.0005,layers=1,veil=0.3")(x, _gen(4))
+    # the streak-free pixels: lifted towards white by the veil in heavy rain only
+    def lift(y):
+        d = (y - x).amax(0)
+        return float(d[d <= d.quantile(0.2)].mean())
+    assert lift(heavy) > 0.03 and lift(light) < 0.015
+    assert lift(make_degradation("rain:density=0.004,layers=3,veil=0")(x, _gen(4))) < 1e-6
+
+
+def test_rain_layers_differ_in_depth():
+    rain = make_degradation("rain")
+    g = _gen(9)
+    layers = [rain.layer(128, 128, 0.0, g)[0] for _ in range(6)]
+    coverage = [float((layer > 0.05).float().mean()) for layer in layers]
+    peaks = [float(layer.max()) for layer in layers]
+    assert max(coverage) > 2 * min(coverage) and max(peaks) > 1.3 * min(peaks)
 
 
 def test_raindrops_are_local_soft_and_refract():

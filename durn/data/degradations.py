@@ -12,7 +12,7 @@ spec string with :func:`make_degradation`:
                        applied in linear light (gamma 2.2)
 ``camera_blur``        blur as real photos carry it: camera shake, straight linear motion
                        or mild defocus, then small sensor noise, 8-bit rounding and
-                       sometimes JPEG (durn_u's released weights are trained on it)
+                       sometimes JPEG (durn_u's release run trains on it)
 ``camera_noise``       real camera noise: Poisson-Gaussian noise in linear raw light (levels
                        of phone to DSLR sensors, ISO 100-6400), per-channel gains, an
                        optional Bayer mosaic and demosaicing, the sRGB tone curve, 8-bit
@@ -502,58 +502,89 @@ def line_kernel(length: float, angle_deg: float) -> torch.Tensor:
     return k / k.max()
 
 
+HEAVY_RAIN_DENSITY = 0.008  # summed streak density of the layers at which the veil is full
+
+
 @dataclass(frozen=True)
 class RainStreaks(Degradation):
-    """Rain streaks: per layer, sparse random drops (``density``: fraction of pixels) of
-    random brightness, widened by a small blur and motion-blurred along one direction
-    (``angle`` degrees from vertical, shared by all layers up to +-5 degrees) over
-    ``length`` pixels; 1 to ``layers`` layers (near and far rain) are summed and
-    screen-blended, ``I = 1 - (1 - J)(1 - S)``, so streaks brighten without saturating."""
+    """Rain streaks in depth (after Garg and Nayar 2004, and the rain-accumulation model
+    of Yang et al. 2017). 1 to ``layers`` layers are drawn, each at a random depth ``z``
+    in [0, 1] (0: nearest): sparse random drops (``density``: fraction of pixels; far
+    layers up to 2x denser) of random brightness, widened by a blur of ``width`` pixels
+    (far layers thinner) and motion-blurred over ``length`` pixels (far layers down to 0.4x
+    shorter and 0.6x dimmer) along the rain's direction (``angle`` degrees from vertical,
+    each layer turned by up to ``spread`` degrees: gusts and perspective). The layers are
+    summed and screen-blended, ``I = 1 - (1 - J)(1 - S)``, so streaks brighten without
+    saturating; heavy rain adds a veil (scattered light from the rain too small or far to
+    resolve), a uniform screen layer of strength ``veil`` scaled by the layers' summed density (full at
+    :data:`HEAVY_RAIN_DENSITY`)."""
     density: Range = Range(0.0005, 0.004)
     length: Range = Range(8.0, 30.0)
     angle: Range = Range(-30.0, 30.0)
     brightness: Range = Range(0.25, 0.7)
     layers: int = 3
+    spread: float = 8.0
+    width: Range = Range(0.3, 1.2)
+    veil: Range = Range(0.0, 0.3)
     name = "rain"
 
     @property
     def margin(self) -> int:
         return int(math.ceil(self.length.hi / 2)) + 2
 
-    def layer(self, h: int, w: int, angle: float, g: torch.Generator) -> torch.Tensor:
-        density = self.density.draw(g)
-        length = self.length.draw(g)
+    def layer(self, h: int, w: int, angle: float, g: torch.Generator) -> tuple[torch.Tensor, float]:
+        """One layer of streaks and its density."""
+        z = _uniform(g, 0, 1)
+        density = min(1.0, self.density.draw(g) * (1 + z))
+        length = max(1.0, self.length.draw(g) * (1 - 0.6 * z))
+        width = max(0.3, self.width.draw(g) * (1 - 0.6 * z))
         seeds = (torch.rand(h, w, generator=g) < density).float()
         seeds = seeds * (0.5 + 0.5 * torch.rand(h, w, generator=g))
-        seeds = _gaussian_blur(seeds[None], _uniform(g, 0.3, 0.7))
+        seeds = _gaussian_blur(seeds[None], width)
         seeds = seeds / seeds.max().clamp(min=1e-6)
         streaks = _convolve(seeds, line_kernel(length, angle))
-        return (streaks * self.brightness.draw(g)).clamp(0, 1)
+        return (streaks * self.brightness.draw(g) * (1 - 0.4 * z)).clamp(0, 1), density
 
     def apply(self, clean, g):
         _, h, w = clean.shape
         base = self.angle.draw(g)
         n = int(torch.randint(1, self.layers + 1, (1,), generator=g))
         s = torch.zeros(1, h, w)
+        total = 0.0
         for _ in range(n):
-            s = s + self.layer(h, w, base + _uniform(g, -5, 5), g)
-        s = s.clamp(0, 1).to(clean)
+            layer, density = self.layer(h, w, base + _uniform(g, -self.spread, self.spread), g)
+            s, total = s + layer, total + density
+        heaviness = min(1.0, total / HEAVY_RAIN_DENSITY)
+        veil = self.veil.draw(g) * heaviness
+        s = (1 - (1 - s.clamp(0, 1)) * (1 - veil)).to(clean)
         return 1 - (1 - clean) * (1 - s)
 
 
 # ----------------------------------------------------------------------------- raindrops
 @dataclass(frozen=True)
 class Raindrops(Degradation):
-    """Raindrops on a glass pane in front of the lens. Each drop (an ellipse of radius
-    ``radius`` pixels, scaled with the image) is a small plano-convex lens: it shows an
-    inverted, demagnified view (factor ``magnification``) of the scene around it, out of
-    focus (Gaussian blur ``defocus``), slightly brighter, with a darker rim where light is
-    reflected away, blended in by a soft mask. ``count`` drops per 256 x 256 pixels."""
+    """Raindrops on a glass pane in front of the lens (what the RainDrop dataset of Qian et
+    al. 2018 photographed). Each drop (an ellipse of radius ``radius`` pixels, scaled with
+    the image; small drops more frequent than large ones, ``size_skew``) is a small
+    plano-convex lens: it shows an inverted, demagnified view (factor ``magnification``)
+    of the scene around it, out of focus by its own amount (a Gaussian blur between
+    ``defocus.lo`` and ``defocus.hi``: drops lie at slightly different distances from the
+    focal plane), slightly brighter, with a darker rim where light is reflected away,
+    blended in by a soft mask. A fraction ``elongated`` of the drops run down the glass
+    (stretched vertically) and a fraction ``cluster`` land touching the previous drop, the
+    two merging. ``count`` drops per 256 x 256 pixels."""
     count: Range = Range(8.0, 30.0)
     radius: Range = Range(4.0, 16.0)
     magnification: Range = Range(1.5, 3.0)
     defocus: Range = Range(1.0, 2.5)
+    size_skew: float = 1.6
+    elongated: float = 0.15
+    cluster: float = 0.25
     name = "raindrop"
+
+    def _radius(self, g: torch.Generator) -> float:
+        lo, hi = self.radius.lo, self.radius.hi
+        return lo + (hi - lo) * _uniform(g, 0, 1) ** self.size_skew
 
     def apply(self, clean, g):
         c, h, w = clean.shape
@@ -565,11 +596,23 @@ class Raindrops(Degradation):
         src_y = yy.expand(h, w).clone()
         mask = torch.zeros(h, w, dtype=torch.float64)
         rim = torch.zeros(h, w, dtype=torch.float64)
+        soft = torch.zeros(h, w, dtype=torch.float64)   # 0: the sharpest drops, 1: the softest
+        previous = None
         for _ in range(n):
-            cx, cy = _uniform(g, 0, w - 1), _uniform(g, 0, h - 1)
-            r = self.radius.draw(g) * scale
+            r = self._radius(g) * scale
             rx, ry = r * _uniform(g, 0.8, 1.2), r * _uniform(g, 0.8, 1.25)
+            if _uniform(g, 0, 1) < self.elongated:
+                ry *= _uniform(g, 1.3, 1.8)
+            if previous is not None and _uniform(g, 0, 1) < self.cluster:
+                px, py, pr = previous                          # touching: centres r + pr apart
+                a = _uniform(g, 0, 2 * math.pi)
+                cx = min(max(px + 0.9 * (pr + r) * math.cos(a), 0.0), w - 1.0)
+                cy = min(max(py + 0.9 * (pr + r) * math.sin(a), 0.0), h - 1.0)
+            else:
+                cx, cy = _uniform(g, 0, w - 1), _uniform(g, 0, h - 1)
+            previous = (cx, cy, min(rx, ry))
             k = self.magnification.draw(g)
+            focus = _uniform(g, 0, 1)
             x0, x1 = max(0, int(cx - rx - 2)), min(w, int(cx + rx + 3))
             y0, y1 = max(0, int(cy - ry - 2)), min(h, int(cy + ry + 3))
             if x0 >= x1 or y0 >= y1:
@@ -584,11 +627,15 @@ class Raindrops(Degradation):
             sub_x[take] = (cx - k * dx).expand_as(rho)[take]  # inverted, demagnified view
             sub_y[take] = (cy - k * dy).expand_as(rho)[take]
             rim[y0:y1, x0:x1] = torch.where(take, torch.exp(-(edge.clamp(min=0) / (0.25 * min(rx, ry) + 0.5)) ** 2), rim[y0:y1, x0:x1])
+            soft[y0:y1, x0:x1] = torch.where(take, torch.full_like(rho, focus), soft[y0:y1, x0:x1])
             mask[y0:y1, x0:x1] = torch.maximum(sub, alpha)
         grid = torch.stack([src_x / max(w - 1, 1) * 2 - 1, src_y / max(h - 1, 1) * 2 - 1], -1)
         refracted = F.grid_sample(clean[None].double(), grid[None], mode="bilinear",
                                   padding_mode="reflection", align_corners=True)[0]
-        drops = _gaussian_blur(refracted.float(), self.defocus.draw(g) * scale ** 0.5)
+        sharp = _gaussian_blur(refracted.float(), self.defocus.lo * scale ** 0.5)
+        blurred = _gaussian_blur(refracted.float(), self.defocus.hi * scale ** 0.5)
+        f = soft.float()[None]
+        drops = sharp * (1 - f) + blurred * f
         drops = (drops * (1 - 0.35 * rim.float()) + 0.04).clamp(0, 1)
         m = mask.float()[None].to(clean)
         return clean * (1 - m) + drops.to(clean) * m
