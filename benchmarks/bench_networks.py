@@ -13,7 +13,7 @@ import durn
 from durn.ops.transform_conv import release_workspace
 from common import CPU_SIZES, GPU_SIZES, PeakMemory, authors_structure, bench_device, bench_rounds, synchronize
 
-NETWORKS = ("durn_p", "durn_p_real", "durn_u", "durn_us", "durn_s", "durn_s_p")
+NETWORKS = tuple(durn.list_models())
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -23,7 +23,7 @@ def _backend_variants(device: torch.device) -> list:
     out = []
     for name in ops.BACKENDS:
         ok, why = ops.available_backends()[name]
-        if ok and not ops.backends._supports(name, device):
+        if ok and not ops.runs_on(name, device):
             ok, why = False, f"does not run on {device.type} tensors"
         if ok and name == "triton" and device.type == "cpu":
             ok, why = False, "the Triton interpreter (CPU) is for tests, not timing"

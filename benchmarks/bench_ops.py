@@ -74,7 +74,7 @@ def _impls(device: torch.device) -> list:
         if name == "torch":
             continue  # the "torch" backend is the reference
         ok, why = ops.available_backends()[name]
-        if ok and not ops.backends._supports(name, device):
+        if ok and not ops.runs_on(name, device):
             ok, why = False, f"does not run on {device.type} tensors"
         if ok and name == "triton" and device.type == "cpu":
             ok, why = False, "the Triton interpreter (CPU) is for tests, not timing"
@@ -154,7 +154,7 @@ def _runner(case, size, dtype, impl, device):
 
         return functools.partial(direct_fused_conv2d, *conv_args, *tail, upscale or 1), op, conv_args
     if impl in ("fourier", "winograd"):
-        from durn.ops.fused_modules import FusedConv2d
+        from durn.inference import FusedConv2d
 
         layer = FusedConv2d(tensors["weight"], tensors["bias"], stride=kwargs["stride"], padding=kwargs["padding"],
                             dilation=kwargs["dilation"], padding_mode=kwargs["padding_mode"], upscale=upscale or 1,

@@ -1,7 +1,7 @@
 """pytest-benchmark set-up for ``benchmarks/bench_*.py`` (not part of the default test run).
 
 Run (the exact command: 5 minutes on the quiet 2-core CPU, 15 with other jobs running;
-the README's table comes from its JSON)::
+the tables of docs/benchmarks.md come from its JSON)::
 
     python -m pytest benchmarks --benchmark-enable --benchmark-json=benchmarks/results/cpu-2core-<date>.json
     python benchmarks/report.py benchmarks/results/cpu-2core-<date>.json

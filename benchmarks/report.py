@@ -1,4 +1,4 @@
-"""Turn pytest-benchmark JSON (from ``benchmarks/``) into the README's Markdown tables.
+"""Turn pytest-benchmark JSON (from ``benchmarks/``) into the Markdown tables of docs/benchmarks.md.
 
     python benchmarks/report.py benchmarks/results/cpu-2core-2026-11-25.json [more.json ...]
 

@@ -14,46 +14,16 @@ from functools import lru_cache
 
 import torch
 
-from .models.builders import (
-    build_durn_p,
-    build_durn_p_real,
-    build_durn_s,
-    build_durn_s_p,
-    build_durn_u,
-    build_durn_us,
-)
+from .models.registry import SPECS
 
-BUILDERS = {
-    "durn_p": build_durn_p,
-    "durn_p_real": build_durn_p_real,
-    "durn_u": build_durn_u,
-    "durn_us": build_durn_us,
-    "durn_s": build_durn_s,
-    "durn_s_p": build_durn_s_p,
-}
-
+# Per-network tables, derived from the network specs (durn/models/registry.py).
+BUILDERS = {name: spec.builder for name, spec in SPECS.items()}
 # Channel order that the authors' released weights expect.
-AUTHORS_CHANNEL_ORDER = {
-    "durn_p": "L",
-    "durn_p_real": "RGB",
-    "durn_u": "RGB",
-    "durn_us": "RGB",
-    "durn_s": "RGB",
-    "durn_s_p": "BGR",  # trained and evaluated on images read with OpenCV
-}
-
-# The authors' file names in their ``trainedmodels`` archive, for messages. Each sits in
-# a folder named after its training set (the paths their test scripts load;
-# durn.weights.authors.AUTHORS_ARCHIVE has the folders): BSD_gray, RealNoiseHKPoly,
-# GoPro, RESIDE (also DCPDNData), DIDMDN_Data (also DDN_Data), RainDrop.
-AUTHORS_FILES = {
-    "durn_p": "DuRN_P_model.pt",
-    "durn_p_real": "DuRN_P_no_norm_model.pt",
-    "durn_u": "DuRN_U_model.pt",
-    "durn_us": "DuRN-US_model.pt",
-    "durn_s": "DuRN_S_model.pt",
-    "durn_s_p": "DuRN_S_P_model.pt",
-}
+AUTHORS_CHANNEL_ORDER = {name: spec.authors_channel_order for name, spec in SPECS.items()}
+# The authors' file names in their ``trainedmodels`` archive, for messages.
+AUTHORS_FILES = {name: spec.authors_file for name, spec in SPECS.items()}
+# Which authors' module prefix becomes which project prefix (durn/models/authors_keys.py).
+AUTHORS_NAMES: dict[str, list[tuple[str, str]]] = {name: list(spec.authors_keys) for name, spec in SPECS.items()}
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "params_ema", "params", "model", "net", "network", "weights")
 STRIPPED_PREFIXES = ("module.", "_orig_mod.")
@@ -61,113 +31,6 @@ STRIPPED_PREFIXES = ("module.", "_orig_mod.")
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used for the requested network; the message says why."""
-
-
-def _durb_names(author: str, project: str, variant: str) -> list[tuple[str, str]]:
-    pairs = [
-        (f"{author}.conv1.conv2d", f"{project}.conv1"),
-        (f"{author}.norm1.norm", f"{project}.norm1"),
-        (f"{author}.conv2.conv2d", f"{project}.conv2"),
-        (f"{author}.norm2.norm", f"{project}.norm2"),
-    ]
-    if variant == "P":
-        pairs += [
-            (f"{author}.up_conv.conv2d", f"{project}.t1.0"),
-            (f"{author}.up_norm.norm", f"{project}.t1.1"),
-            (f"{author}.down_conv.conv2d", f"{project}.t2.0"),
-            (f"{author}.down_norm.norm", f"{project}.t2.1"),
-        ]
-    elif variant == "S":
-        pairs += [
-            (f"{author}.up_conv.conv2d", f"{project}.t1.0"),
-            (f"{author}.up_norm.norm", f"{project}.t1.1"),
-            (f"{author}.se", f"{project}.t2.0"),
-            (f"{author}.down_conv.conv2d", f"{project}.t2.1"),
-            (f"{author}.down_norm.norm", f"{project}.t2.2"),
-        ]
-    elif variant == "U":
-        pairs += [
-            (f"{author}.conv_pre.conv2d", f"{project}.t1.0"),
-            (f"{author}.norm_pre.norm", f"{project}.t1.1"),
-            (f"{author}.up_conv.conv2d", f"{project}.t1.3"),
-            (f"{author}.up_norm.norm", f"{project}.t1_post"),
-            (f"{author}.down_conv.conv2d", f"{project}.t2"),
-            (f"{author}.down_norm.norm", f"{project}.t2_post"),
-        ]
-    elif variant == "US":
-        pairs += [
-            (f"{author}.conv_pre.conv2d", f"{project}.t1.0"),
-            (f"{author}.up_conv.conv2d", f"{project}.t1.2"),
-            (f"{author}.se", f"{project}.t2.0"),
-            (f"{author}.down_conv.conv2d", f"{project}.t2.1"),
-        ]
-    return pairs
-
-
-def _p_family_names(variant: str) -> list[tuple[str, str]]:
-    pairs = [
-        ("conv1.conv2d", "stem.0"), ("norm1.norm", "stem.1"),
-        ("conv2.conv2d", "stem.3"), ("norm2.norm", "stem.4"),
-        ("conv3.conv2d", "tail.0"), ("norm3.norm", "tail.1"),
-        ("conv4.conv2d", "tail.3"),
-    ]
-    for i in range(6):
-        pairs += _durb_names(f"block{i + 1}", f"stages.0.{i}", variant)
-    return pairs
-
-
-def _durn_u_names() -> list[tuple[str, str]]:
-    pairs = [
-        ("conv1", "stem.0"), ("norm1.norm", "stem.1"),
-        ("conv2", "stem.3"), ("norm2.norm", "stem.4"),
-        ("conv3", "entry.0"), ("norm3.norm", "entry.1"),
-        ("upconv1.conv2d", "tail.0"), ("upnorm1.norm", "tail.1"),
-        ("conv4.conv2d", "tail.3"), ("norm4.norm", "tail.4"),
-        ("upconv2.conv2d", "tail.6"), ("upnorm2.norm", "tail.7"),
-        ("conv5.conv2d", "tail.9"), ("norm5.norm", "tail.10"),
-        ("end_conv", "tail.12"),
-    ]
-    for i in range(6):
-        pairs += _durb_names(f"rud{i + 1}", f"stages.0.{i}", "U")
-    return pairs
-
-
-def _durn_us_names() -> list[tuple[str, str]]:
-    pairs = [
-        ("conv1", "stem.0"), ("conv2", "stem.2"), ("conv3", "entry.0"),
-        ("upconv1.conv2d", "tail.0"), ("conv4.conv2d", "tail.2"),
-        ("upconv2.conv2d", "tail.4"), ("conv5.conv2d", "tail.6"),
-        ("end_conv", "tail.8"),
-    ]
-    for i in range(12):
-        pairs += _durb_names(f"rud{i + 1}", f"stages.0.{i}", "US")
-    return pairs
-
-
-def _durn_s_p_names() -> list[tuple[str, str]]:
-    pairs = [
-        ("conv1", "stem.0"), ("norm1.norm", "stem.1"),
-        ("conv2", "stem.3"), ("norm2.norm", "stem.4"),
-        ("conv3", "stem.6"), ("norm3.norm", "stem.7"),
-        ("deconv1.0", "tail.0.0"), ("conv4.conv2d", "tail.1"), ("norm4.norm", "tail.2"),
-        ("deconv2.0", "tail.4.0"), ("end_conv.conv2d", "tail.5"),
-        ("prelu", "unused_prelu"),
-    ]
-    for i in range(3):
-        pairs += _durb_names(f"rud{i + 1}", f"stages.0.{i}", "S")
-    for i in range(6):
-        pairs += _durb_names(f"rud{i + 4}", f"stages.1.{i}", "P")
-    return pairs
-
-
-AUTHORS_NAMES: dict[str, list[tuple[str, str]]] = {
-    "durn_p": _p_family_names("P"),
-    "durn_p_real": _p_family_names("P"),
-    "durn_u": _durn_u_names(),
-    "durn_us": _durn_us_names(),
-    "durn_s": _p_family_names("S"),
-    "durn_s_p": _durn_s_p_names(),
-}
 
 
 def _rename(key: str, pairs: list[tuple[str, str]]) -> str | None:
@@ -215,6 +78,11 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> Mapping:
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        if not _looks_like_torch_file(path):  # text and other files fail to unpickle too
+            with open(path, "rb") as f:
+                head = f.read(16)
+            raise CheckpointError(f"{path} ({size} bytes) is not a PyTorch checkpoint: it starts with {head!r}, "
+                                  "not as torch.save files do") from None
         raise CheckpointError(
             f"{path} holds Python objects other than tensors (for example a whole pickled model), "
             "which durn does not unpickle because that can run arbitrary code. Load it once in a "
@@ -233,6 +101,11 @@ def _starts_with(path: str, magic: bytes) -> bool:
         return f.read(len(magic)) == magic
 
 
+def _looks_like_torch_file(path: str) -> bool:
+    """torch.save writes a zip archive, or (before PyTorch 1.6) a pickle of protocol 2."""
+    return _starts_with(path, b"PK\x03\x04") or _starts_with(path, b"\x80")
+
+
 def canonical_state_dict(obj) -> dict[str, torch.Tensor]:
     """Unwrap common checkpoint wrappers and strip DataParallel / torch.compile prefixes."""
     for _ in range(3):
@@ -248,9 +121,8 @@ def canonical_state_dict(obj) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"expected a state dict of tensors, found {found}")
     sd = {}
     for key, value in obj.items():
-        for prefix in STRIPPED_PREFIXES:
-            while key.startswith(prefix):
-                key = key[len(prefix):]
+        while key.startswith(STRIPPED_PREFIXES):  # in any order: "_orig_mod.module.x", "module._orig_mod.x"
+            key = key[len(next(p for p in STRIPPED_PREFIXES if key.startswith(p))):]
         sd[key] = value
     return sd
 
@@ -323,12 +195,15 @@ def _mismatch_message(name: str, source: str, sd, ranking) -> str:
             f"{source} is a checkpoint of {best_net} ({layout} layout, all {len(sd)} keys match), "
             f"not of {name}; load it with load_reference({best_net!r}, ...)"
         )
-    expected = authors_layout(name)
+    # compared with the layout of name it comes closest to, so that the one wrong key shows
+    ours = _match(sd, project_layout(name)) > _match(sd, authors_layout(name))
+    expected = project_layout(name) if ours else authors_layout(name)
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
     wrong = [f"{k} {tuple(sd[k].shape)} (expected {expected[k]})" for k in sd
              if k in expected and tuple(sd[k].shape) != expected[k]]
-    lines = [f"{source} does not match {name} (the authors' {AUTHORS_FILES[name]} has {len(expected)} keys):"]
+    reference = f"durn's own layout of {name}" if ours else f"the authors' {AUTHORS_FILES[name]}"
+    lines = [f"{source} does not match {name} ({reference} has {len(expected)} keys):"]
     if missing:
         lines.append(f"  missing {len(missing)} keys, e.g. {missing[:3]}")
     if unexpected:

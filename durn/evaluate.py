@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_write
+from .atomic import atomic_write, remove_stale_temp_files
 from .metrics import PROTOCOLS, compare
 
 __all__ = [
@@ -66,6 +66,7 @@ class Evaluation:
     protocol: str
     color_space: str
     images: list[dict] = field(default_factory=list)   # one dict per image, in dataset order
+    failed: list[dict] = field(default_factory=list)   # {"index", "error"} of items that could not be read
 
     def mean(self) -> dict[str, float | None]:
         """Arithmetic means over images (the authors average per-image PSNR and SSIM)."""
@@ -79,7 +80,11 @@ class Evaluation:
 def evaluate(model: torch.nn.Module, dataset, *, protocol: str, color_space: str, device="cpu",
              indices=None, float_data: bool | None = None, progress: bool = False) -> Evaluation:
     """Restore ``dataset[i]["input"]`` for ``i`` in ``indices`` (default: all) and compare
-    with ``"target"``; also measures the degraded input itself (``input_psnr``, ...)."""
+    with ``"target"``; also measures the degraded input itself (``input_psnr``, ...).
+    Items whose image files cannot be read are listed in ``failed`` (and left out of the
+    means); the others are evaluated."""
+    from .data.images import ImageFileError
+
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {sorted(PROTOCOLS)}")
     if float_data is None:
@@ -92,7 +97,11 @@ def evaluate(model: torch.nn.Module, dataset, *, protocol: str, color_space: str
 
         iterator = tqdm(indices, desc="evaluate", unit="img", leave=False)
     for i in iterator:
-        item = dataset[i]
+        try:
+            item = dataset[i]
+        except ImageFileError as err:
+            result.failed.append({"index": i, "error": str(err)})
+            continue
         inp, tgt = item["input"], item["target"]
         start = time.perf_counter()
         out = restore_tensor(model, inp, device)
@@ -129,6 +138,7 @@ def write_json(path, data: dict, *, overwrite: bool = False) -> Path:
         json.dump(_finite(data), f, indent=2, allow_nan=False)
         f.write("\n")
 
+    remove_stale_temp_files([path])  # of a run killed while writing it
     try:
         atomic_write(path, write, overwrite=overwrite, mode="w")
     except FileExistsError:

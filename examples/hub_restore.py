@@ -5,7 +5,7 @@
 
 Without ``--weights`` the network's released weights are loaded (``pretrained=True``);
 ``--weights authors`` needs ``durn import-authors`` first; ``--weights untrained`` gives
-random weights (the pipeline working, not a restoration).
+durn's seeded random weights (the pipeline working, not a restoration).
 """
 from __future__ import annotations
 
@@ -35,11 +35,8 @@ def main() -> None:
     parser.add_argument("-o", "--output", default="restored.png")
     args = parser.parse_args()
 
-    if args.weights == "untrained":
-        model = torch.hub.load(str(REPO), args.network, source="local").eval()
-    else:
-        model = torch.hub.load(str(REPO), args.network, source="local", pretrained=args.weights is None,
-                               weights=args.weights).eval()
+    model = torch.hub.load(str(REPO), args.network, source="local", pretrained=args.weights is None,
+                           weights=args.weights).eval()
     gray = model.in_channels == 1
     if args.image:
         img = np.asarray(Image.open(args.image).convert("L" if gray else "RGB"))

@@ -1,4 +1,4 @@
-"""Make the README's pictures of durn's synthetic degradations (docs/degradations/*.png).
+"""Make the pictures of durn's synthetic degradations in docs/data.md (docs/degradations/*.png).
 
 Each picture is one scikit-image photo, clean, then degraded with seeds 0, 1 and 2, shrunk
 to tiles (noise and the camera_ ones: a centre crop at full resolution instead, since shrinking averages noise

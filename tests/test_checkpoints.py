@@ -174,3 +174,39 @@ def test_pytorch_0_3_files_without_batch_counters_load(tmp_path, name):
     assert any(torch.equal(v, sd[running]) for v in model.state_dict().values())
     with pytest.raises(CheckpointError, match="not of durn_p_real|does not match durn_p_real"):
         durn.load_reference("durn_p_real", sd)  # still no other network's file
+
+
+@pytest.mark.parametrize("change", ["extra", "missing", "shape"])
+def test_one_wrong_key_in_durns_layout_is_the_one_reported(change):
+    """Issue 12.8: compared with durn's own layout, not with every key of the authors'."""
+    sd = durn.durn_p_real().state_dict()
+    key = "stages.0.3.t1.0.weight"
+    if change == "extra":
+        sd["stages.0.3.spare.weight"] = torch.zeros(2)
+    elif change == "missing":
+        del sd[key]
+    else:
+        sd[key] = torch.zeros(3, 3)
+    with pytest.raises(CheckpointError) as info:
+        durn.load_reference("durn_p_real", sd)
+    msg = str(info.value)
+    assert "durn's own layout of durn_p_real" in msg and len(msg.splitlines()) == 2, msg
+    assert {"extra": "1 unexpected keys, e.g. ['stages.0.3.spare.weight']", "missing": f"missing 1 keys, e.g. ['{key}']",
+            "shape": f"{key} (3, 3) (expected"}[change] in msg
+
+
+def test_compile_and_dataparallel_prefixes_in_any_order_load():
+    sd = durn.durn_p_real().state_dict()
+    for prefix in ("_orig_mod.module.", "module._orig_mod.", "module.module."):
+        model = durn.load_reference("durn_p_real", {prefix + k: v for k, v in sd.items()})
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
+
+
+def test_a_text_file_is_not_called_a_pickled_model(tmp_path):
+    """Issue 12.8: torch.load fails to unpickle text too; that is no 'pickled model'."""
+    for text in ('{"lr": 0.1}\n', "# my notes\n", "0.5 0.25\n"):
+        path = tmp_path / "notes.pt"
+        path.write_text(text)
+        with pytest.raises(CheckpointError, match="not a PyTorch checkpoint") as info:
+            durn.load_reference("durn_p", path)
+        assert "arbitrary code" not in str(info.value)

@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 import durn
-from durn import image_io
+from durn.restoration import image_io
 from durn.checkpoints import AUTHORS_NAMES, _rename
 from durn.cli import main
-from durn.image_io import read_image, write_image
+from durn.restoration.image_io import read_image, write_image
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -241,3 +241,148 @@ def test_python_m_and_console_script(photos, tmp_path):
         pytest.skip("the durn console script is not on PATH (install with pip install -e .)")
     again = subprocess.run([script, *args], capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "0 restored, 1 skipped" in again.stderr, again.stderr
+
+
+def test_a_degraded_side_file_is_never_written_over_an_input(photos, weights, tmp_path, capsys):
+    """Issue 12.1: NAME_degraded is a path the command writes, checked like the outputs."""
+    folder = tmp_path / "dg"
+    folder.mkdir()
+    shutil.copy(photos / "astronaut.png", folder / "a.png")
+    shutil.copy(photos / "camera.png", folder / "a_r_degraded.png")  # a photo of the user's, by its name
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    args = [folder, "-o", folder, "--suffix", "_r", "--degrade", "gaussian:50", "--weights", weights / "project.pt"]
+    assert run_cli(*args, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert "the NAME_degraded file for" in err and "a_r_degraded.png, an input" in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert run_cli(folder / "a.png", folder / "a_r_degraded.png", *args[1:]) == 2  # named: an input too
+    assert "a_r_degraded.png, an input" in capsys.readouterr().err
+    # without --overwrite it is taken for an earlier result: kept, never written
+    assert run_cli(*args) == 0
+    err = capsys.readouterr().err
+    assert "kept the existing" in err and "a_r_degraded.png" in err
+    assert (folder / "a_r_degraded.png").read_bytes() == before["a_r_degraded.png"]
+    assert (folder / "a_r.png").exists()
+
+
+def test_degrade_keeps_alpha(photos, weights, tmp_path):
+    """--degrade on an image with alpha degrades its colours only (it raised a traceback)."""
+    out = tmp_path / "o"
+    assert run_cli(photos / "coffee_alpha.png", "--weights", weights / "project.pt", "--degrade", "gaussian:25",
+                   "-o", out) == 0
+    alpha = read_image(photos / "coffee_alpha.png").pixels[:, :, 3]
+    for name in ("coffee_alpha.png", "coffee_alpha_degraded.png"):
+        np.testing.assert_array_equal(read_image(out / name).pixels[:, :, 3], alpha)
+    assert (read_image(out / "coffee_alpha_degraded.png").pixels[:, :, :3] != read_image(
+        photos / "coffee_alpha.png").pixels[:, :, :3]).mean() > 0.5
+
+
+def test_rerun_into_the_input_folder_with_a_suffix_resumes(photos, weights, capsys):
+    """Issue 12.7: a second run takes the first one's results for results, not inputs."""
+    args = ["-o", photos, "--suffix", "_clean", "--weights", weights / "project.pt", "-q"]
+    assert run_cli(photos, *args) == 0
+    results = {p.name: p.read_bytes() for p in photos.glob("*_clean.*")}
+    assert len(results) == 5
+    capsys.readouterr()
+    assert run_cli(photos, *args) == 0
+    err = capsys.readouterr().err
+    assert "5 images in the input folders are this command's result" in err and "0 restored, 5 skipped" in err
+    assert run_cli(str(photos / "*.png"), *args) == 0  # a glob alike
+    assert "0 restored, 4 skipped" in capsys.readouterr().err
+    assert run_cli(photos, *args, "--overwrite") == 2  # cannot tell them from photos: refused
+    assert "delete it to redo it" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in photos.glob("*_clean.*")} == results
+    assert not list(photos.glob("*_clean_clean.*"))
+
+
+def test_a_glob_into_its_own_folder_names_the_real_problem(photos, weights, capsys):
+    """Issue 12.8: 'same/*.png' -o same is an output landing on an input, not 'no image files'."""
+    assert run_cli(str(photos / "*.png"), "-o", photos, "--weights", weights / "project.pt") == 2
+    err = capsys.readouterr().err
+    assert "matches no image files" not in err and "an input; choose another -o or --suffix" in err
+
+
+def test_a_run_killed_between_its_two_files_finishes_the_second(photos, weights, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = [photos / "astronaut.png", "--weights", weights / "project.pt", "--degrade", "gaussian:25", "-o", out]
+    assert run_cli(*args) == 0
+    degraded = (out / "astronaut_degraded.png").read_bytes()
+    (out / "astronaut_degraded.png").unlink()
+    first = (out / "astronaut.png").stat().st_mtime_ns
+    assert run_cli(*args) == 0
+    assert "1 restored, 0 skipped" in capsys.readouterr().err
+    assert (out / "astronaut_degraded.png").read_bytes() == degraded
+    assert (out / "astronaut.png").stat().st_mtime_ns == first  # kept, not rewritten
+
+
+def test_leftovers_of_a_killed_write_are_removed_by_the_next_run(photos, weights, tmp_path, capsys):
+    """Issue 12.5: what a SIGKILL during a write leaves (.NAME.PID.XXXXXXXX.part) is cleaned up
+    by a rerun that skips the file, and by --overwrite; other hidden files stay."""
+    from durn.atomic import atomic_output
+
+    out = tmp_path / "o"
+    args = [photos, "--weights", weights / "project.pt", "-o", out, "-q"]
+    assert run_cli(*args) == 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with atomic_output(out / "camera.png") as tmp:  # the name a write really uses, then "killed"
+        leftover = os.path.basename(tmp).replace(f".{os.getpid()}.", f".{dead.pid}.")
+    (out / leftover).write_bytes(os.urandom(1 << 20))
+    (out / ".camera.png.oldstyle.part").write_bytes(b"from an earlier durn")
+    (out / ".notes.part").write_text("mine")
+    (out / ".camera.png.tmp").write_text("mine")
+    capsys.readouterr()
+    assert run_cli(*args) == 0
+    err = capsys.readouterr().err
+    assert "removed 2 temporary files left by an interrupted run" in err and "5 skipped" in err
+    assert sorted(n for n in os.listdir(out) if n.startswith(".")) == [".camera.png.tmp", ".notes.part"]
+    (out / leftover).write_bytes(b"half")
+    assert run_cli(*args, "--overwrite") == 0
+    assert not (out / leftover).exists()
+
+
+def test_16_bit_gray_alpha_keeps_its_depth_and_alpha(tmp_path, weights, model):
+    """Issue 12.6: a 16-bit gray + alpha PNG comes out 16-bit, its alpha exact."""
+    rng = np.random.default_rng(1)
+    gray = crop("camera", 60, 60, 18, 23).astype(np.uint16) * 257 + rng.integers(0, 250, (18, 23)).astype(np.uint16)
+    alpha = rng.integers(0, 65536, (18, 23)).astype(np.uint16)
+    src = tmp_path / "in" / "ga16.png"
+    src.parent.mkdir()
+    write_image(src, np.dstack([gray, alpha]))
+    assert run_cli(src, "--weights", weights / "project.pt", "-o", tmp_path / "out") == 0
+    out = read_image(tmp_path / "out" / "ga16.png").pixels
+    assert out.dtype == np.uint16 and out.shape == (18, 23, 2)
+    np.testing.assert_array_equal(out[:, :, 1], alpha)
+    np.testing.assert_array_equal(out, durn.restore(model, np.dstack([gray, alpha])))
+
+
+def test_unreadable_files_say_why_on_one_line_each(photos, weights, tmp_path, capsys, monkeypatch):
+    """Issue 12.8: a link loop, a broken link, a file this user may not read and a name with
+    a newline are each reported for what they are, one line each."""
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    os.symlink("loop.png", odd / "loop.png")
+    os.symlink(odd / "gone.png", odd / "broken.png")
+    shutil.copy(photos / "camera.png", odd / "locked.png")
+    (odd / "two\nlines.png").write_bytes(b"not a png")
+    shutil.copy(photos / "camera.png", odd / "fine.png")
+    real_open = open
+
+    def no_permission(path, *args, **kwargs):  # as chmod 000 would (the tests may run as root)
+        if os.fspath(path).endswith("locked.png"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(image_io, "open", no_permission, raising=False)
+    assert run_cli(odd, "--weights", weights / "project.pt", "-o", tmp_path / "out", "-q") == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert all(line.startswith("durn restore: ") for line in lines), lines
+    reasons = {line.split(": ")[1].removeprefix("cannot read "): line.split(": ", 2)[2] for line in lines
+               if "cannot read" in line}
+    assert reasons[str(odd / "loop.png")] == "symbolic link loop"
+    assert reasons[str(odd / "broken.png")].startswith("broken symbolic link")
+    assert reasons[str(odd / "locked.png")].startswith("permission denied")
+    assert reasons[repr(str(odd / "two\nlines.png"))].startswith("not an image file")
+    assert "1 restored, 0 skipped, 4 failed" in lines[-1]
+    assert run_cli(odd / "loop.png", "--weights", weights / "project.pt", "-o", tmp_path / "out") == 1
+    assert "symbolic link loop" in capsys.readouterr().err  # named alone: not "no such file"

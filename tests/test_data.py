@@ -5,6 +5,7 @@ import torch
 from PIL import Image
 
 from durn.data import CleanImageFolder, PairDataset, SyntheticPairs, item_generator, sample_images
+from conftest import optional_import
 
 
 def _write(folder, n=3, size=(40, 52)):
@@ -92,7 +93,7 @@ def test_synthetic_pairs_over_a_dataset(tmp_path):
 
 
 def test_sample_images_keep_the_reporting_photos_out():
-    pytest.importorskip("skimage")
+    optional_import("skimage")
     train = {p.name for p in sample_images()}
     report = {p.name for p in sample_images("report")}
     assert report == {"camera.png", "astronaut.png"}

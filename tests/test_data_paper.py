@@ -5,6 +5,7 @@ import torch
 from PIL import Image
 
 from durn.data import PAPER_DATASETS, authors_gaussian_noise, paper_dataset
+from conftest import optional_import
 
 H, W = 20, 28
 
@@ -111,7 +112,7 @@ def test_gopro_resize_is_a_rounded_2x2_mean(tmp_path):
     box = img.reshape(360, 2, 640, 2, 3).astype(np.int64).sum((1, 3))
     expected = (box + 2) // 4  # round half up, as OpenCV's INTER_LINEAR does at exactly 2x
     assert np.array_equal((got * 255).round().byte().permute(1, 2, 0).numpy(), expected)
-    cv2 = pytest.importorskip("cv2")
+    cv2 = optional_import("cv2")
     assert np.array_equal(expected, cv2.resize(img, (640, 360)))
 
 
@@ -167,7 +168,7 @@ def test_reside_sots_every_version(tmp_path):
 
 
 def test_dcpdn_h5(tmp_path):
-    h5py = pytest.importorskip("h5py")
+    h5py = optional_import("h5py")
     rng = np.random.default_rng(0)
     (tmp_path / "TestA").mkdir()
     arrays = {}

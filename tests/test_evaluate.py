@@ -148,6 +148,27 @@ def test_cli_paper_dataset(tmp_path, capsys):
     assert "a.png" in capsys.readouterr().out
 
 
+def test_cli_reports_unreadable_images_and_keeps_the_results(tmp_path, capsys):
+    """Issue 12.3: a zero-byte, truncated or corrupt image is one line each, not a traceback
+    losing the results; the others are evaluated and written, and the exit code says so."""
+    data = _photos(tmp_path / "photos", n=2)
+    (data / "empty.png").write_bytes(b"")
+    (data / "cut.png").write_bytes((data / "p0.png").read_bytes()[:120])
+    corrupt = bytearray((data / "p1.png").read_bytes())
+    corrupt[60:70] = b"\xff" * 10
+    (data / "crc.png").write_bytes(bytes(corrupt))
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--network", "durn_p", "--weights", "untrained", "--data", str(data),
+                 "--degrade", "gaussian:30", "--json", str(out), "--device", "cpu"]) == 1
+    captured = capsys.readouterr()
+    bad = [line for line in captured.err.splitlines() if line.startswith("durn evaluate: cannot read image")]
+    assert sorted(line.split(": ")[1].rsplit("/", 1)[1] for line in bad) == ["crc.png", "cut.png", "empty.png"]
+    assert "Traceback" not in captured.err and "mean of 2" in captured.out and "3 images could not be read" in captured.out
+    res = json.loads(out.read_text())
+    assert [r["name"] for r in res["images"]] == ["p0.png", "p1.png"] and res["count"] == 2
+    assert len(res["failed"]) == 3 and all("cannot read image" in f["error"] for f in res["failed"])
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--weights", "missing.pt", "--degrade", "blur"], "weights file not found"),
     (["--weights", "untrained", "--degrade", "blur", "--sigma", "30"], "--sigma applies"),

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from durn import losses
+from conftest import optional_import
 
 
 def _reference_ssim_float64(x, y):
@@ -47,7 +48,7 @@ def test_ssim_is_the_specs_gaussian_ssim():
 
 
 def test_ssim_matches_skimage_gaussian_ssim():
-    skm = pytest.importorskip("skimage.metrics")
+    skm = optional_import("skimage.metrics")
     x, y = _images((1, 3, 32, 27), seed=1)
     ref = skm.structural_similarity(x[0].permute(1, 2, 0).numpy(), y[0].permute(1, 2, 0).numpy(), data_range=1.0,
                                     channel_axis=-1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from durn import metrics as M
+from conftest import optional_import
 
-skm = pytest.importorskip("skimage.metrics")
+skm = optional_import("skimage.metrics")
 
 
 def _pair(shape, seed=0, noise=25):
@@ -97,7 +98,7 @@ def test_opencv_y_values():
 
 
 def test_opencv_y_matches_cv2_on_every_colour():
-    cv2 = pytest.importorskip("cv2")
+    cv2 = optional_import("cv2")
     v = np.arange(256, dtype=np.uint8)
     r, g, b = np.meshgrid(v, v, v, indexing="ij")
     rgb = np.stack([r, g, b], -1).reshape(4096, 4096, 3)

@@ -20,7 +20,7 @@ import durn
 from conftest import NETWORK_NAMES
 from durn import ops
 from durn.nn import DuRN, DualResidualBlock, DualResidualChain, durb_p
-from durn.optimize import optimize_for_inference
+from durn.inference import optimize_for_inference
 
 TOL32, TOL64 = 2e-5, 1e-11
 _MODELS: dict = {}
@@ -252,7 +252,7 @@ def _other_backends():
         if name == "torch":
             continue
         ok, why = ops.available_backends()[name]
-        runs_here = ok and ops.backends._supports(name, torch.device("cpu"))
+        runs_here = ok and ops.runs_on(name, torch.device("cpu"))
         reason = why if not ok else f"{name} does not run on CPU tensors here"
         params.append(pytest.param(name, marks=pytest.mark.skipif(not runs_here, reason=reason)))
     return params

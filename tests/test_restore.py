@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 import durn
-from durn import tiling
-from durn.restore import UntrainedWeightsWarning, load_network
+from durn.restoration import NonFiniteFallback, UntrainedWeightsWarning, load_network
+from conftest import optional_import
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -203,7 +203,7 @@ def test_fp16_overflow_is_recomputed_in_float32_not_returned_black():
     x = as_tensor(crop("astronaut", 0, 0, 20, 24))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16):
         assert not torch.isfinite(model(x)).all()  # the premise: plain fp16 overflows
-    with pytest.warns(tiling.NonFiniteFallback):
+    with pytest.warns(NonFiniteFallback):
         out = durn.restore(model, x, precision="fp16")
     torch.testing.assert_close(out, durn.restore(model, x), rtol=0, atol=0)
 
@@ -221,7 +221,7 @@ def test_nan_in_one_half_precision_tile_recomputes_that_tile(p_real):
 
     handle = p_real.tail[3].register_forward_hook(poison)
     try:
-        with pytest.warns(tiling.NonFiniteFallback):
+        with pytest.warns(NonFiniteFallback):
             out = durn.restore(p_real, x, tile=100, tile_overlap=20, precision="bf16")
     finally:
         handle.remove()
@@ -270,7 +270,7 @@ def test_restore_module_in_a_pipeline_pickles_and_runs_in_workers(p_real):
 
 
 def test_restore_module_in_torchvision_compose(p_real):
-    transforms = pytest.importorskip("torchvision.transforms")
+    transforms = optional_import("torchvision.transforms")
     img = Image.fromarray(crop("coffee", 10, 10, 24, 30))
     pipeline = transforms.Compose([durn.Restore(p_real), transforms.ToTensor()])
     torch.testing.assert_close(pipeline(img), transforms.ToTensor()(durn.restore(p_real, img)))
@@ -292,3 +292,26 @@ def test_restore_module_by_name_needs_weights(tmp_path):
     with pytest.raises(ValueError, match="tile"):
         durn.Restore(b, tile="huge")
     assert "channel_order='RGB'" in repr(c)
+
+
+def test_a_32_bit_image_of_8_bit_values_is_taken_as_8_bit(p_gray):
+    """Issue 12.9: an 'I' image holding 0..255 is 8-bit data, not near-black 16-bit; said so."""
+    img = crop("camera", 200, 200, 24, 30)
+    with pytest.warns(UserWarning, match="taken as 8-bit"):
+        out = durn.restore(p_gray, Image.fromarray(img.astype(np.int32)))
+    assert out.mode == "I"
+    np.testing.assert_array_equal(np.asarray(out), durn.restore(p_gray, img).astype(np.int32))
+    sixteen = img.astype(np.int32) * 257  # values above 255: 16-bit data, as before
+    np.testing.assert_array_equal(np.asarray(durn.restore(p_gray, Image.fromarray(sixteen))),
+                                  durn.restore(p_gray, sixteen.astype(np.uint16)).astype(np.int32))
+
+
+def test_float_images_on_the_0_255_scale_are_refused(p_real):
+    """Issue 12.9: float input is [0, 1]; 0..255 data says what to do instead of restoring garbage."""
+    img = crop("astronaut", 0, 0, 16, 16)
+    for bad in (img.astype(np.float32), as_tensor(img, scale=1.0)):
+        with pytest.raises(ValueError, match="divide by 255"):
+            durn.restore(p_real, bad)
+    noisy = as_tensor(img) + torch.randn(3, 16, 16, generator=torch.Generator().manual_seed(0)) * 70 / 255
+    assert noisy.max() > 1 and noisy.min() < 0
+    assert durn.restore(p_real, noisy).shape == noisy.shape  # unclipped noise is fine

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from durn import image_io
-from durn.image_io import ImageReadError, read_image, write_image
+from durn.restoration import image_io
+from durn.restoration.image_io import ImageReadError, read_image, write_image
+from conftest import optional_import
 
 
 def crop(name, top, left, height, width):
@@ -89,7 +90,7 @@ def test_exif_orientation_is_applied_and_dropped(tmp_path, orientation):
 
 
 def test_16_bit_tiff_round_trip(tmp_path):
-    pytest.importorskip("tifffile")
+    optional_import("tifffile")
     img16 = sixteen_bit(crop("astronaut", 5, 5, 14, 19))
     write_image(tmp_path / "c.tif", img16)
     np.testing.assert_array_equal(read_image(tmp_path / "c.tif").pixels, img16)
@@ -156,3 +157,80 @@ def test_other_formats_round_trip(tmp_path, ext, mode):
         np.testing.assert_array_equal(back, img)
     else:
         assert np.abs(back.astype(int) - img).mean() < 8
+
+
+def _png_gray_alpha16_unfiltered(path, pixels):
+    """A 16-bit gray + alpha PNG written independently of durn's encoder (no row filter)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w, _ = pixels.shape
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(h))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_16_bit_gray_alpha_png_keeps_both_bytes(tmp_path):
+    """Issue 12.6: Pillow reads these as 8 bits; durn keeps all 16 of gray and alpha."""
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 65536, (11, 13, 2)).astype(np.uint16)
+    _png_gray_alpha16_unfiltered(tmp_path / "ga.png", img)
+    loaded = read_image(tmp_path / "ga.png")
+    assert loaded.pixels.dtype == np.uint16 and not loaded.notes
+    np.testing.assert_array_equal(loaded.pixels, img)
+    write_image(tmp_path / "back.png", loaded.pixels, like=loaded)
+    np.testing.assert_array_equal(read_image(tmp_path / "back.png").pixels, img)
+
+
+def test_files_that_cannot_be_opened_say_why(tmp_path, monkeypatch):
+    """Issue 12.8: a link loop, a broken link and a permission error are not 'no such file'
+    or 'not an image'."""
+    os.symlink("loop.png", tmp_path / "loop.png")
+    os.symlink(tmp_path / "nothing.png", tmp_path / "broken.png")
+    locked = tmp_path / "locked.png"
+    Image.fromarray(crop("camera", 0, 0, 8, 8)).save(locked)
+    real_open = open
+
+    def no_permission(p, *args, **kwargs):  # as chmod 000 would (the tests may run as root)
+        if os.fspath(p) == str(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(p))
+        return real_open(p, *args, **kwargs)
+
+    monkeypatch.setattr(image_io, "open", no_permission, raising=False)
+    for path, message in {tmp_path / "loop.png": "^symbolic link loop$", tmp_path / "broken.png": "^broken symbolic link",
+                          locked: "^permission denied"}.items():
+        with pytest.raises(ImageReadError, match=message):
+            read_image(path)
+
+
+def test_names_with_newlines_are_shown_on_one_line():
+    assert image_io.shown("a b/é.png") == "a b/é.png"
+    assert image_io.shown("two\nlines.png") == "'two\\nlines.png'"
+
+
+def test_temporary_files_name_their_writer_and_only_stale_ones_are_removed(tmp_path):
+    """Issue 12.5: one naming of temporary files (.NAME.PID.XXXXXXXX.part), one cleanup that
+    removes what dead writers left of the given files and nothing else."""
+    import subprocess
+    import sys
+
+    from durn.atomic import atomic_output, remove_stale_temp_files, temp_target
+
+    with atomic_output(tmp_path / "a.png") as tmp:
+        name = os.path.basename(tmp)
+        assert name.startswith(f".a.png.{os.getpid()}.") and name.endswith(".part") and temp_target(name) == "a.png"
+        open(tmp, "wb").write(b"x")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = [f".a.png.{dead.pid}.abcdefgh.part", ".a.png.oldstyle.part", f".b.jpg.{dead.pid}.k2_9zz0q.part"]
+    kept = [f".a.png.{os.getppid()}.abcdefgh.part",  # its writer still runs
+            f".c.png.{dead.pid}.abcdefgh.part",  # not one of the files asked about
+            ".a.png.tmp", ".important.tmp", ".a.png.part", "a.png.1.abcdefgh.part"]
+    for n in stale + kept:
+        (tmp_path / n).write_bytes(b"left")
+    removed = remove_stale_temp_files([tmp_path / "a.png", tmp_path / "b.jpg", tmp_path / "missing" / "x.png"])
+    assert sorted(os.path.basename(p) for p in removed) == sorted(stale)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ["a.png"])

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 import durn
-from durn import tiling
-from durn.restore import restore
+from durn.nn import geometry
+from durn.restoration import memory, tiles
+from durn.restoration.api import restore
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -49,7 +50,7 @@ def test_receptive_field_of_durn_p_matches_its_gradient_support(p_real):
     # durn_p_real: 2 stem convs, six blocks (3x3, 3x3, k1 dilated, k2), 2 tail convs
     expected = 1 + 1 + sum(1 + 1 + (k1 - 1) * d // 2 + (k2 - 1) // 2
                            for k1, k2, d in durn.models.builders.P_SCHEDULE) + 1 + 1
-    rf = tiling.receptive_field(p_real)
+    rf = geometry.receptive_field(p_real)
     assert rf.radius == expected == 70 and rf.local
     # the bound is tight: an input pixel exactly 70 px away still moves the output
     net = durn.durn_p_real().eval().requires_grad_(False)
@@ -60,10 +61,10 @@ def test_receptive_field_global_ops_are_named():
     torch.manual_seed(0)
     for name, kind in [("durn_u", "DuRNInstanceNorm"), ("durn_us", "SqueezeExcitation"),
                        ("durn_s", "SqueezeExcitation"), ("durn_s_p", "SqueezeExcitation")]:
-        rf = tiling.receptive_field(durn.get_model(name).eval())
+        rf = geometry.receptive_field(durn.get_model(name).eval())
         assert not rf.local and any(kind in op for op in rf.global_ops), name
-    assert tiling.receptive_field(durn.durn_p().eval()).local  # BatchNorm in eval mode is local
-    assert not tiling.receptive_field(durn.durn_p().train()).local  # ...in training mode it is not
+    assert geometry.receptive_field(durn.durn_p().eval()).local  # BatchNorm in eval mode is local
+    assert not geometry.receptive_field(durn.durn_p().train()).local  # ...in training mode it is not
 
 
 class Toy(nn.Module):
@@ -94,7 +95,7 @@ TOYS = {
 def test_receptive_field_bounds_toy_networks_with_strides_and_upsampling(name):
     torch.manual_seed(0)
     net = TOYS[name]().double().requires_grad_(False)
-    rf = tiling.receptive_field(net)
+    rf = geometry.receptive_field(net)
     assert rf.local
     points = [(py, px) for py in (40, 41, 42, 43) for px in (40, 43)]
     measured = measured_radius(net, (1, 2, 84, 84), points)
@@ -107,7 +108,7 @@ def test_unknown_spatial_module_is_not_called_local():
         def forward(self, x):
             return torch.roll(x, 3, dims=-1)
 
-    rf = tiling.receptive_field(Toy(nn.Conv2d(2, 2, 3, padding=1), Shift()))
+    rf = geometry.receptive_field(Toy(nn.Conv2d(2, 2, 3, padding=1), Shift()))
     assert not rf.local and "Shift" in rf.unknown_ops[0]
 
 
@@ -117,16 +118,16 @@ def test_unknown_spatial_module_is_not_called_local():
 @pytest.mark.parametrize("length,tile,overlap,multiple", [(500, 128, 40, 1), (333, 100, 61, 1), (512, 96, 32, 4),
                                                           (100, 100, 20, 1), (101, 100, 99, 1)])
 def test_tile_starts_cover_with_overlap(length, tile, overlap, multiple):
-    starts = tiling.tile_starts(length, tile, overlap, multiple)
+    starts = tiles.tile_starts(length, tile, overlap, multiple)
     assert starts[0] == 0 and starts[-1] + min(tile, length) == length
     assert all(s % multiple == 0 for s in starts[:-1])
     assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
 
 
 def test_edge_profile_zero_margin_then_ramp():
-    w = tiling.edge_profile(12, margin=3, ramp=3, before=True, after=False)
+    w = tiles.edge_profile(12, margin=3, ramp=3, before=True, after=False)
     assert w.tolist() == [0, 0, 0, 0.25, 0.5, 0.75, 1, 1, 1, 1, 1, 1]
-    assert tiling.edge_profile(5, 2, 1, before=False, after=False).tolist() == [1] * 5
+    assert tiles.edge_profile(5, 2, 1, before=False, after=False).tolist() == [1] * 5
 
 
 # -- blended tiles -----------------------------------------------------------------------
@@ -173,7 +174,7 @@ def test_strided_network_made_local_tiles_exactly():
                 strip(child)
 
     strip(net)
-    rf = tiling.receptive_field(net)
+    rf = geometry.receptive_field(net)
     assert rf.local and rf.radius == 119
     x = photo("astronaut", 100, 0, 16, 300)  # tiles of 256 along the width, starts aligned to 4
     torch.testing.assert_close(restore(net, x, tile=256), restore(net, x), rtol=0, atol=1e-5)
@@ -212,20 +213,24 @@ def test_exact_mode_is_exact_in_float32_on_a_photo():
 
 
 def test_auto_tile_uses_free_memory(monkeypatch, p_real):
-    per_px = tiling.bytes_per_pixel(p_real, torch.float32, "cpu")
+    per_px = geometry.bytes_per_pixel(p_real, torch.float32, "cpu")
     assert per_px == 5 * 32 * 4  # five live activations of 32 channels, 4 bytes each
     cpu = torch.device("cpu")
-    monkeypatch.setattr(tiling, "free_memory", lambda device: 10 ** 12)
-    assert tiling.auto_tile(p_real, (1, 3, 180, 200), cpu, torch.float32) is None  # fits whole
-    monkeypatch.setattr(tiling, "free_memory", lambda device: int(2 * per_px * 170 ** 2))
-    assert tiling.auto_tile(p_real, (1, 3, 180, 200), cpu, torch.float32) == 170  # half the free memory
+    monkeypatch.setattr(memory, "free_memory", lambda device: 10 ** 12)
+    assert memory.auto_tile(p_real, (1, 3, 180, 200), cpu, torch.float32) is None  # fits whole
+    monkeypatch.setattr(memory, "free_memory", lambda device: int(2 * per_px * 128 ** 2))
+    assert memory.auto_tile(p_real, (1, 3, 180, 200), cpu, torch.float32) == 128  # half the free memory
+    # the budget is a power of two pixels, so that small changes of free memory keep the plan
+    for more in (1.1, 1.5, 1.9):
+        monkeypatch.setattr(memory, "free_memory", lambda device, more=more: int(more * 2 * per_px * 128 ** 2))
+        assert memory.auto_tile(p_real, (1, 3, 180, 200), cpu, torch.float32) == 128
     # a thin image gets tiles as long as the memory allows, not squares
-    monkeypatch.setattr(tiling, "free_memory", lambda device: int(2 * per_px * 24 * 170))
-    assert tiling.auto_tile(p_real, (1, 3, 24, 200), cpu, torch.float32) == 170
+    monkeypatch.setattr(memory, "free_memory", lambda device: int(2 * per_px * 4096))
+    assert memory.auto_tile(p_real, (1, 3, 24, 200), cpu, torch.float32) == 170  # 4096 / 24 pixels long
     x = photo("astronaut", 0, 0, 24, 200)
     plans = []
-    original = tiling.run_blended
-    monkeypatch.setattr(tiling, "run_blended", lambda *a, **k: plans.append(a[3]) or original(*a, **k))
+    original = tiles.run_blended
+    monkeypatch.setattr(tiles, "run_blended", lambda *a, **k: plans.append(a[3]) or original(*a, **k))
     torch.testing.assert_close(restore(p_real, x, tile="auto"), restore(p_real, x), rtol=0, atol=1e-5)
     assert plans and plans[0].tile == 170 and plans[0].exact
 

@@ -6,6 +6,8 @@ Training tests run torch on one thread: on a shared 2-core machine two spinning 
 threads were measured up to 10x slower than one (0.5 s against 4-6 s a durn_p step)."""
 import json
 import math
+import os
+import shutil
 
 import pytest
 import torch
@@ -223,3 +225,116 @@ def test_init_starts_from_the_given_weights(tmp_path, train_photos):
     with pytest.raises(durn.CheckpointError, match="durn_p_real"):  # weights of another network
         quick(tmp_path, train_photos, name="c", preset="durn_p_gaussian", degrade="gaussian:10",
               init=str(tmp_path / "a" / "last.pt"))
+
+
+RULE = dict(preset="durn_p_real", degrade="gaussian:10", steps=2, batch_size=1)
+
+
+def test_hidden_files_in_a_run_folder_are_the_users(tmp_path, train_photos):
+    """Issue 12.2: hidden files count as the user's; --overwrite never deletes them."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".important.tmp").write_text("mine")
+    (run / ".gitignore").write_text("*\n")
+    for how in ({}, {"overwrite": True}):
+        with pytest.raises(ValueError, match=r"not durn training files \(\.gitignore, \.important\.tmp\)"):
+            quick(tmp_path, train_photos, **RULE, **how)
+    quick(tmp_path, train_photos, name="elsewhere", **RULE)
+    shutil.copy(tmp_path / "elsewhere" / "last.pt", run / "last.pt")
+    with pytest.raises(ValueError, match="--resume, or choose another --out"):  # no --overwrite offered
+        quick(tmp_path, train_photos, **RULE)
+    with pytest.raises(ValueError, match=r"\.gitignore"):
+        quick(tmp_path, train_photos, overwrite=True, **RULE)
+    assert sorted(p.name for p in run.iterdir()) == [".gitignore", ".important.tmp", "last.pt"]
+    assert (run / ".important.tmp").read_text() == "mine"
+
+
+def test_bad_photos_stop_the_run_before_anything_is_written(tmp_path, train_photos):
+    """Issue 12.4: every training and validation photo is read before the run folder is made."""
+    data = tmp_path / "photos"
+    shutil.copytree(train_photos, data)
+    names = sorted(p.name for p in data.iterdir())
+    (data / names[-1]).write_bytes((data / names[-1]).read_bytes()[:300])  # truncated
+    (data / "zero.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"2 of 11 images cannot be read \(.*zero\.png.*\).*fix or remove them"):
+        quick(tmp_path, data, **RULE)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match=r"1 of 11 images cannot be read \(.*zero\.png: not an image"):  # --val-data
+        quick(tmp_path, train_photos, val_data=data / "zero.png", **RULE)
+    assert not (tmp_path / "run").exists()
+
+
+class Killed(BaseException):
+    """SIGKILL, in-process: nothing of durn's runs after it."""
+
+
+def killed_before_the_first_checkpoint(monkeypatch, tmp_path, photos, **settings):
+    original = Trainer.train_step
+
+    def step(self, *args):
+        if self.step == 1:
+            raise Killed
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+    with pytest.raises(Killed):
+        quick(tmp_path, photos, **settings)
+    monkeypatch.undo()
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_never_stuck(tmp_path, train_photos, monkeypatch):
+    """Issue 12.4: config.json and log.jsonl but no last.pt: the plain command starts it again,
+    and so does --resume (continuing from step 0 is the same run); both equal a run never killed."""
+    from test_train_resume import assert_same_state
+
+    settings = dict(**RULE, ckpt_every=0)
+    quick(tmp_path, train_photos, name="straight", **settings)
+    run = tmp_path / "run"
+    for how in ({}, {"resume": True}):
+        killed_before_the_first_checkpoint(monkeypatch, tmp_path, train_photos, **settings)
+        assert sorted(p.name for p in run.iterdir()) == ["config.json", "log.jsonl"]
+        result = quick(tmp_path, train_photos, **settings, **how)
+        assert (result.step, result.interrupted) == (2, None)
+        assert_same_state(tmp_path / "straight" / "last.pt", run / "last.pt")
+        assert read_log(run) == [{**r, "images_per_s": r2["images_per_s"], "s_per_step": r2["s_per_step"]}
+                                 for r, r2 in zip(read_log(tmp_path / "straight"), read_log(run))]
+        shutil.rmtree(run)
+
+
+def test_best_without_last_names_the_one_way_on(tmp_path, train_photos, capsys):
+    """Issue 12.4: weights but no last.pt cannot be resumed; plain and --resume both name --overwrite."""
+    settings = dict(**RULE, val_every=1, val_images=1)
+    quick(tmp_path, train_photos, **settings)
+    run = tmp_path / "run"
+    (run / "last.pt").unlink()
+    for how in ({}, {"resume": True}):
+        with pytest.raises(ValueError, match="best.pt but no last.pt.*start it again with --overwrite"):
+            quick(tmp_path, train_photos, **settings, **how)
+    assert cli_main(["train", "--out", str(run), "--resume", "--no-progress"]) == 2
+    assert "start it again with --overwrite" in capsys.readouterr().err
+    assert cli_main(["train", "--preset", "durn_p_real", "--data", str(train_photos), "--degrade", "gaussian:10",
+                     "--out", str(run), "--steps", "2", "--batch-size", "1", "--crop", "16", "--val-every", "0",
+                     "--no-progress", "--overwrite"]) == 0
+    assert (run / "last.pt").is_file()
+
+
+def test_leftovers_of_killed_writes_are_removed_on_resume_and_overwrite(tmp_path, train_photos):
+    """Issue 12.5: the run's temporary files (.last.pt.PID.XXXXXXXX.part) that a SIGKILL left go."""
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = tmp_path / "run"
+    leftovers = [f".last.pt.{dead.pid}.a1b2c3d4.part", f".best.pt.{dead.pid}.zz_9y8x7.part", ".config.json.oldstyle.part"]
+    quick(tmp_path, train_photos, **RULE)
+    for extra in ({"resume": True}, {"overwrite": True}):
+        for name in leftovers:
+            (run / name).write_bytes(os.urandom(4096))
+        quick(tmp_path, train_photos, **RULE, **extra)
+        assert sorted(p.name for p in run.iterdir()) == ["config.json", "last.pt", "log.jsonl"]
+    run.joinpath(leftovers[0]).write_bytes(b"half")  # a folder with nothing else: a new run may start
+    for name in ("last.pt", "config.json", "log.jsonl"):
+        (run / name).unlink()
+    quick(tmp_path, train_photos, **RULE)
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "last.pt", "log.jsonl"]

@@ -34,8 +34,9 @@ import torch
 
 from durn import ops
 from durn.ops import reference, triton_backend
+from conftest import optional_import
 
-pytest.importorskip("triton", reason="the triton package is not installed")
+optional_import("triton", reason="the triton package is not installed")
 
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"

@@ -8,10 +8,10 @@ import torch
 import durn
 import durn.weights as W
 from durn.checkpoints import CheckpointError
+from durn.heldout import CONDITIONS, HELDOUT, SIGMAS
 from durn.weights import Weights, WeightsHashError
-from durn.weights.heldout import CONDITIONS, HELDOUT, SIGMAS
 
-from conftest import REPO
+from conftest import REPO, optional_import
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_hub_pretrained_uses_the_default_entry(packaged, hubconf):
 
 def test_restore_defaults_to_the_released_weights(packaged):
     _, _, rounded = packaged
-    from durn.restore import load_network
+    from durn.restoration import load_network
 
     _same_state(load_network("durn_p"), rounded)
 
@@ -194,9 +194,9 @@ def test_registry_entry_is_complete_and_verified(name):
 def test_heldout_haze_is_one_scene_at_growing_strengths():
     """Each image keeps its seeded depth field across the three strengths, so the hazy
     input only gets worse with beta; and every call gives the same hazy image."""
-    pytest.importorskip("skimage")
+    optional_import("skimage")
     from durn.metrics import psnr
-    from durn.weights.heldout import degraded, heldout_rgb
+    from durn.heldout import degraded, heldout_rgb
 
     for name in HELDOUT:
         clean = heldout_rgb(name)
@@ -211,9 +211,9 @@ def test_heldout_haze_is_one_scene_at_growing_strengths():
 
 
 def test_measure_restorer_scores_the_output_in_the_tasks_colour_space():
-    pytest.importorskip("skimage")
+    optional_import("skimage")
     from durn.metrics import compare
-    from durn.weights.heldout import degraded, heldout_rgb, measure_restorer
+    from durn.heldout import degraded, heldout_rgb, measure_restorer
 
     spec = CONDITIONS["durn_us"]["haze-beta1.2"]
     seen = []
@@ -224,8 +224,21 @@ def test_measure_restorer_scores_the_output_in_the_tasks_colour_space():
     assert torch.equal(seen[0], degraded(clean, "camera", spec))
     want = compare(seen[0] * 0.9, clean, protocol="authors", color_space="rgb")   # durn_us: the authors measured RGB
     assert got["camera/haze-beta1.2"]["psnr_authors"] == pytest.approx(float(want["psnr"]), abs=1e-4)
-    with pytest.raises(ValueError, match="no held-out conditions for 'durn_u'"):
-        measure_restorer(lambda x: x, "durn_u")
+    with pytest.raises(ValueError, match="no held-out conditions for 'durn_s'"):
+        measure_restorer(lambda x: x, "durn_s")
+
+
+def test_heldout_blur_is_one_path_at_two_lengths():
+    optional_import("skimage")
+    from durn.heldout import degraded, heldout_rgb
+
+    clean = heldout_rgb("astronaut")
+    for kind in ("shake", "linear"):
+        short, long = (degraded(clean, "astronaut", CONDITIONS["durn_u"][f"{kind}-{px}px"]) for px in (9, 18))
+        assert torch.equal(short * 255, (short * 255).round())              # 8-bit, as a photo
+        err = [float(((x - clean) ** 2).mean()) for x in (short, long)]
+        assert 0 < err[0] < err[1]                                           # longer blur, further from the photo
+        assert torch.equal(degraded(clean, "astronaut", CONDITIONS["durn_u"][f"{kind}-9px"]), short)  # seeded
 
 
 def test_results_table_columns_follow_the_rows():
@@ -246,8 +259,8 @@ def test_defaults_point_at_entries_of_their_network():
 def test_released_durn_p_reproduces_its_model_card(one_thread):
     """The card's camera / sigma 50 numbers are recomputed from the packaged file: 0.01 dB
     and 1e-4 SSIM allow for float32 summation order across machines, nothing more."""
-    pytest.importorskip("skimage")
-    from durn.weights.heldout import measure_denoiser
+    optional_import("skimage")
+    from durn.heldout import measure_denoiser
 
     entry = W.default_weights("durn_p")
     model = durn.durn_p(weights="default")
@@ -263,9 +276,9 @@ def test_released_durn_p_reproduces_its_model_card(one_thread):
 def test_released_durn_us_reproduces_its_model_card(one_thread):
     """The card's camera / haze beta 1.2 numbers recomputed from the packaged file, with the
     same tolerances as durn_p's."""
-    pytest.importorskip("skimage")
+    optional_import("skimage")
     from durn.evaluate import restore_tensor
-    from durn.weights.heldout import measure_restorer
+    from durn.heldout import measure_restorer
 
     entry = W.default_weights("durn_us")
     model = durn.durn_us(weights="default").eval()
@@ -284,10 +297,10 @@ def test_released_files_ship_with_the_package():
 
 
 def test_readme_model_cards_are_the_registry():
-    """The README's cards are rendered from the registry (scripts/model_cards.py --readme)."""
+    """The cards (docs/weights.md) are rendered from the registry (scripts/model_cards.py --readme)."""
     from durn.weights.cards import readme_block
 
-    assert readme_block(list(W.WEIGHTS.values())) in (REPO / "README.md").read_text()
+    assert readme_block(list(W.WEIGHTS.values())) in (REPO / "docs" / "weights.md").read_text()
 
 
 def test_evaluate_defaults_to_the_released_weights_and_records_them(packaged, tmp_path, capsys):

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except UserError as err:
-        print(f"durn {args.command}: error: {err}", file=sys.stderr)
+        one_line = " ".join(str(err).split("\n"))  # names in it are quoted already; this keeps the promise
+        print(f"durn {args.command}: error: {one_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"durn {args.command}: interrupted", file=sys.stderr)

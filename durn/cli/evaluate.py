@@ -47,46 +47,29 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the mean, not every image")
 
 
-def _weights_record(args) -> tuple[str, str | None]:
-    """What --weights was, for the JSON: its name (an entry, "authors", "untrained" or the
-    file's absolute path) and SHA-256 (None for random weights). A registry entry's file
-    was verified against its recorded hash when the network loaded it."""
-    from ..weights import WEIGHTS, default_weights
-    from ..weights.authors import authors_dir
-    from ..weights.download import sha256_file
-
-    if args.weights == "untrained":
-        return "untrained", None
-    if args.weights == "default" or args.weights in WEIGHTS:
-        entry = default_weights(args.network) if args.weights == "default" else WEIGHTS[args.weights]
-        return entry.name, entry.sha256
-    if args.weights == "authors":
-        return "authors", sha256_file(authors_dir() / f"{args.network}.pt")
-    return str(Path(args.weights).resolve()), sha256_file(args.weights)
-
-
 def _load_model(args, device):
+    """(network in eval mode on ``device``, its resolved weights, whose record the JSON keeps)."""
+    import warnings
+
     import durn
 
-    if args.weights == "untrained":
+    from ..weights import UntrainedWeightsWarning, form_of, resolve
+
+    form = form_of(args.weights)
+    if form == "untrained":
         print("WARNING: --weights untrained: the network has RANDOM weights. The numbers below only check "
               "the pipeline; they say nothing about DuRN.", file=sys.stderr)
-        import torch
-
-        torch.manual_seed(args.seed)  # the same random network in every process and run
-        model = durn.get_model(args.network)
-    else:
-        from ..weights import WEIGHTS
-
-        named = args.weights in ("default", "authors") or args.weights in WEIGHTS
-        if not named and not Path(args.weights).is_file():
-            raise UserError(f"weights file not found: {args.weights} (pass a file, 'default', 'authors', a released "
-                            "entry, or 'untrained' for a pipeline check)")
-        try:
-            model = durn.get_model(args.network, weights=args.weights)
-        except (durn.CheckpointError, ValueError, FileNotFoundError, OSError) as err:
-            raise UserError(str(err).replace("\n", " ")) from None
-    return model.eval().to(device)
+    elif form == "path" and not Path(args.weights).is_file():
+        raise UserError(f"weights file not found: {args.weights} (pass a file, 'default', 'authors', a released "
+                        "entry, or 'untrained' for a pipeline check)")
+    try:
+        weights = resolve(args.network, args.weights)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UntrainedWeightsWarning)  # said above, for the terminal
+            model = durn.get_model(args.network, weights=weights)
+    except (durn.CheckpointError, ValueError, FileNotFoundError, OSError) as err:
+        raise UserError(str(err).replace("\n", " ")) from None
+    return model.eval().to(device), weights
 
 
 def _dataset(args, in_channels: int):
@@ -109,6 +92,22 @@ def _dataset(args, in_channels: int):
                              list_file=args.list_file, authors_geometry=args.protocol == "authors")
     except (FileNotFoundError, ValueError, ImportError) as err:
         raise UserError(str(err)) from None
+
+
+def _first_input(dataset, n: int):
+    """The input of the first readable item (to check its channels), None when there is none
+    to evaluate; unreadable items are reported with the results."""
+    from ..data.images import ImageFileError
+
+    error = None
+    for i in range(n):
+        try:
+            return dataset[i]["input"]
+        except ImageFileError as err:
+            error = error or err
+    if error is not None:
+        raise UserError(f"none of the {n} images can be read ({error})")
+    return None
 
 
 def run(args) -> int:
@@ -138,10 +137,10 @@ def run(args) -> int:
         init_process_group(device.type)
         initialized_here = True
     try:
-        model = _load_model(args, device)
+        model, weights = _load_model(args, device)
         dataset = _dataset(args, model.in_channels)
         n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
-        first = dataset[0]["input"] if n else None
+        first = _first_input(dataset, n)
         if first is not None and first.shape[0] != model.in_channels:
             raise UserError(f"{args.network} takes {model.in_channels}-channel images; the dataset gives {first.shape[0]}")
         color_space = color_space_for(args.network, args.protocol, model.in_channels)
@@ -150,12 +149,15 @@ def run(args) -> int:
                           indices=shard_indices(n, rank, world), progress=rank == 0 and sys.stderr.isatty())
         if world > 1:
             gathered = [None] * world if rank == 0 else None
-            dist.gather_object(result.images, gathered, dst=0)
+            dist.gather_object((result.images, result.failed), gathered, dst=0)
             if rank == 0:
-                result.images = sorted((r for part in gathered for r in part), key=lambda r: r["index"])
+                result.images = sorted((r for part, _ in gathered for r in part), key=lambda r: r["index"])
+                result.failed = sorted((r for _, part in gathered for r in part), key=lambda r: r["index"])
         elapsed = time.perf_counter() - start
         if rank != 0:
             return 0
+        for failure in result.failed:
+            print(f"durn evaluate: {failure['error']}", file=sys.stderr)
         mean = result.mean()
         header = (f"{args.network} on {args.dataset or 'degraded ' + args.data} "
                   f"({args.split if args.dataset else args.degrade}), protocol {args.protocol}, "
@@ -163,8 +165,11 @@ def run(args) -> int:
                   + (f", {world} processes" if world > 1 else ""))
         print(header)
         print(format_table(result, per_image=not args.quiet))
+        if result.failed:
+            k = len(result.failed)
+            print(f"{k} image{'s' if k > 1 else ''} could not be read: not in the mean (see above)")
         if args.json_out:
-            weights_name, weights_sha256 = _weights_record(args)
+            weights_name, weights_sha256 = weights.record()
             data = {
                 "durn_version": durn.__version__, "torch_version": torch.__version__,
                 "network": args.network,
@@ -176,14 +181,14 @@ def run(args) -> int:
                 "color_space": color_space, "float_data": bool(getattr(dataset, "float_data", False)),
                 "device": str(device), "processes": world, "seconds": elapsed, "count": len(result.images),
                 "mean": mean, "paper": {k: {"psnr": v[0], "ssim": v[1]} for k, v in durn.NETWORKS[args.network].results.items()},
-                "images": result.images,
+                "images": result.images, "failed": result.failed,
             }
             try:
                 path = write_json(args.json_out, data, overwrite=args.overwrite)
             except FileExistsError as err:
                 raise UserError(str(err)) from None
             print(f"wrote {path}")
-        return 0
+        return 1 if result.failed else 0
     finally:
         if initialized_here:
             shutdown()

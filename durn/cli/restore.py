@@ -2,8 +2,18 @@
 
 Outputs that already exist are skipped (an interrupted run resumes where it stopped)
 unless --overwrite; input files are never written; every output is written to a
-temporary file and renamed into place. A file that cannot be read is reported on one
-line and the others go on; the exit code is then 1.
+temporary file and renamed into place, and temporary files that a killed run left are
+removed. A file that cannot be read is reported on one line and the others go on; the
+exit code is then 1.
+
+With -o inside an input folder, images there that are this command's results for other
+inputs (NAME + --suffix, NAME_degraded) are earlier results, not inputs; with --overwrite
+they are refused instead, since durn cannot tell such a file from a photo of yours.
+
+Results are deterministic: the same files, weights, options, device, precision and number
+of threads give the same bytes. Only --tile auto depends on the moment: it tiles an image
+that does not fit in the free memory, so on a machine whose memory use changes pass a
+tile size (or 'none') for results that must match run for run.
 """
 from __future__ import annotations
 
@@ -16,12 +26,12 @@ from dataclasses import dataclass
 
 from . import UserError
 
-NETWORK_NAMES = ("durn_p", "durn_p_real", "durn_u", "durn_us", "durn_s", "durn_s_p")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..models import list_models
+
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    parser.add_argument("--network", choices=NETWORK_NAMES,
+    parser.add_argument("--network", choices=list_models(),
                         help="which network (default: recognised from the --weights file)")
     parser.add_argument("--weights", default="default",
                         help="'default' (the network's released weights; the default), a released entry "
@@ -58,12 +68,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class Job:
     source: str
     output: str
+    degraded: str | None = None  # the NAME_degraded file of --degrade
+    found: bool = False  # found in a folder or by a glob (not named on the command line)
+
+    @property
+    def targets(self) -> list[str]:
+        """Every path this job writes."""
+        return [self.output] + ([self.degraded] if self.degraded else [])
 
 
 def image_files(folder: str, recursive: bool, exclude: str) -> tuple[list[str], int]:
     """Image files in ``folder`` (sorted; hidden files and ``exclude`` skipped) and the
     number of other files passed over."""
-    from ..image_io import is_image_path
+    from ..restoration.image_io import is_image_path
 
     found, others = [], 0
     for root, dirs, files in os.walk(folder):
@@ -79,33 +96,59 @@ def image_files(folder: str, recursive: bool, exclude: str) -> tuple[list[str], 
     return found, others
 
 
-def plan_jobs(inputs: list[str], outdir: str, suffix: str, recursive: bool) -> tuple[list[Job], list[str], list[str]]:
-    """(jobs, notes, errors): one job per input image with its output path; notes on
+def plan_jobs(inputs: list[str], outdir: str, suffix: str, recursive: bool,
+              degrade: bool = False) -> tuple[list[Job], list[str], list[str]]:
+    """(jobs, notes, errors): one job per input image with the paths it writes; notes on
     files passed over; errors for inputs that matched nothing (one line each)."""
-    from ..image_io import is_image_path
+    from ..restoration.image_io import is_image_path, shown
 
     outdir_abs = os.path.abspath(outdir)
     jobs, notes, problems = [], [], []
+
+    def job(source: str, relative: str, found: bool) -> Job:
+        output = _output_path(outdir, relative, suffix)
+        stem, ext = os.path.splitext(output)
+        return Job(source, output, f"{stem}_degraded{ext}" if degrade else None, found)
+
     for item in inputs:
         if os.path.isdir(item):
             files, others = image_files(item, recursive, outdir_abs)
             if others:
-                notes.append(f"{item}: {others} non-image file{'s' if others > 1 else ''} ignored")
+                notes.append(f"{shown(item)}: {others} non-image file{'s' if others > 1 else ''} ignored")
             if not files:
-                problems.append(f"{item}: no image files in this folder")
-            for f in files:
-                jobs.append(Job(f, _output_path(outdir, os.path.relpath(f, item), suffix)))
-        elif os.path.exists(item):
-            jobs.append(Job(item, _output_path(outdir, os.path.basename(item), suffix)))
+                problems.append(f"{shown(item)}: no image files in this folder")
+            jobs += [job(f, os.path.relpath(f, item), True) for f in files]
+        elif os.path.lexists(item):  # a file, or a link that read_image explains
+            jobs.append(job(item, os.path.basename(item), False))
         else:
             matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else []
-            files = [m for m in matches if os.path.isfile(m) and is_image_path(m)
-                     and not os.path.abspath(m).startswith(outdir_abs + os.sep)]
-            if not files:
-                problems.append(f"{item}: no such file or folder" if not matches else f"{item}: matches no image files")
-            for f in files:
-                jobs.append(Job(f, _output_path(outdir, os.path.basename(f), suffix)))
+            images = [m for m in matches if not os.path.isdir(m) and is_image_path(m)]
+            # as for folders: a results folder below where the pattern looks is not searched
+            below = _inside(outdir_abs, os.path.abspath(_glob_base(item)))
+            files = [m for m in images if not (below and _inside(os.path.abspath(m), outdir_abs))]
+            if not matches:
+                problems.append(f"{shown(item)}: no such file or folder")
+            elif not files:
+                problems.append(f"{shown(item)}: matches no image files" if not images else
+                                f"{shown(item)}: matches only files in the output folder {shown(outdir)}")
+            jobs += [job(f, os.path.basename(f), True) for f in files]
     return jobs, notes, problems
+
+
+def _glob_base(pattern: str) -> str:
+    """The folder a glob pattern starts from: its leading part without wildcards."""
+    base = os.path.dirname(pattern)
+    while glob.has_magic(base):
+        base = os.path.dirname(base)
+    return base or "."
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether absolute ``path`` lies strictly inside absolute ``folder``."""
+    try:
+        return path != folder and os.path.commonpath([path, folder]) == folder
+    except ValueError:  # on different drives
+        return False
 
 
 def _output_path(outdir: str, relative: str, suffix: str) -> str:
@@ -113,55 +156,70 @@ def _output_path(outdir: str, relative: str, suffix: str) -> str:
     return os.path.join(outdir, stem + suffix + ext)
 
 
-def check_jobs(jobs: list[Job]) -> list[Job]:
-    """Drop repeated inputs; refuse outputs that would land on an input or on each other."""
-    unique, seen = [], set()
+def check_jobs(jobs: list[Job], overwrite: bool = False) -> tuple[list[Job], list[Job]]:
+    """(jobs, earlier results): drop repeated inputs and, without ``overwrite``, images found
+    in the input folders that are another input's result (from an earlier run); refuse any
+    written path (result or NAME_degraded file) that is an input or another job's."""
+    from ..restoration.image_io import shown
+
+    unique, seen = [], {}
     for job in jobs:
         key = os.path.realpath(job.source)
         if key not in seen:
-            seen.add(key)
+            seen[key] = job
             unique.append(job)
-    sources = {os.path.realpath(j.source): j.source for j in unique}
-    targets: dict[str, str] = {}
+        elif not job.found:  # also named on the command line: an input, whatever its name
+            seen[key].found = False
+    earlier = []
+    if not overwrite:
+        written = {os.path.realpath(t): job for job in unique for t in job.targets}
+        earlier = [j for j in unique if j.found and written.get(os.path.realpath(j.source), j) is not j]
+        dropped = {id(j) for j in earlier}
+        unique = [j for j in unique if id(j) not in dropped]
+    sources = {os.path.realpath(j.source): j for j in unique}
+    targets: dict[str, Job] = {}
     for job in unique:
-        target = os.path.realpath(job.output)
-        if target in sources:
-            raise UserError(
-                f"the output for {job.source} would be {sources[target]}, an input; choose another -o or a --suffix"
-            )
-        if target in targets:
-            raise UserError(
-                f"{targets[target]} and {job.source} would both be written to {job.output}; "
-                "restore them into different -o folders"
-            )
-        targets[target] = job.source
-    return unique
+        for path in job.targets:
+            what = "the output" if path == job.output else "the NAME_degraded file"
+            real = os.path.realpath(path)
+            if real in sources:
+                other = sources[real]
+                hint = (" (if it is a result of an earlier run, delete it to redo it: --overwrite never writes "
+                        "over an input)") if other.found and overwrite else ""
+                raise UserError(f"{what} for {shown(job.source)} would be {shown(other.source)}, an input; "
+                                f"choose another -o or --suffix{hint}")
+            if real in targets:
+                raise UserError(
+                    f"{shown(targets[real].source)} and {shown(job.source)} would both be written to {shown(path)}; "
+                    "restore them into different -o folders"
+                )
+            targets[real] = job
+    return unique, earlier
 
 
 def load_model(network: str | None, weights: str):
     """The network for ``--network`` / ``--weights``; user errors as :class:`UserError`."""
     import durn
-    from ..restore import UntrainedWeightsWarning, load_network
-    from ..weights import WEIGHTS, WeightsHashError
+    from ..models import list_models
+    from ..restoration import UntrainedWeightsWarning, load_network
+    from ..weights import WEIGHTS, WeightsHashError, form_of
 
-    if weights in ("default", "pretrained", "authors") and network is None:
-        raise UserError(f"--weights {weights} needs --network ({', '.join(NETWORK_NAMES)})")
-    if weights in WEIGHTS:
+    form = form_of(weights)
+    if form in ("default", "authors", "untrained") and network is None:
+        raise UserError(f"--weights {weights} needs --network ({', '.join(list_models())})")
+    if form == "entry":
         entry_network = WEIGHTS[weights].network
         if network not in (None, entry_network):
             raise UserError(f"--weights {weights} is for {entry_network}, not --network {network}")
         network = entry_network
-    if weights == "untrained":
-        if network is None:
-            raise UserError(f"--weights untrained needs --network ({', '.join(NETWORK_NAMES)})")
+    if form == "untrained":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UntrainedWeightsWarning)
             model = load_network(network, "untrained")
         print(f"WARNING: --weights untrained: {network} has RANDOM weights; the outputs are NOT restorations "
               "(use this only to check the pipeline)", file=sys.stderr)
         return model
-    is_name = weights in ("default", "pretrained", "authors") or weights in WEIGHTS
-    if not is_name and not os.path.exists(weights):
+    if form == "path" and not os.path.exists(weights):
         raise UserError(f"weights file not found: {weights} (expected a file, 'default', 'authors', 'untrained' "
                         f"or a released entry: {', '.join(WEIGHTS) or 'none'})")
     try:
@@ -185,26 +243,29 @@ def identify_network(path: str) -> str:
 
 
 def degrade_pixels(pixels, spec: str, seed: int):
-    """The image as float32 (H, W[, C]) in [0, 1] with ``spec`` applied (not clipped)."""
+    """The image as float32 (H, W[, C]) in [0, 1] with ``spec`` applied (not clipped) to its
+    colour channels; alpha is kept."""
     import numpy as np
     import torch
 
     from ..data.degradations import make_degradation
-    from ..restore import array_to_chw, chw_to_array
+    from ..restoration import array_to_chw, chw_to_array
 
     try:
         degradation = make_degradation(spec)
     except ValueError as err:
         raise UserError(f"--degrade: {err}") from None
-    out = degradation(array_to_chw(pixels)[0], torch.Generator().manual_seed(seed))
-    return chw_to_array(out, np.float32, None, pixels.ndim == 2)
+    x = array_to_chw(pixels)[0]
+    colour = 1 if x.shape[0] <= 2 else 3
+    out = degradation(x[:colour], torch.Generator().manual_seed(seed))
+    return chw_to_array(torch.cat([out, x[colour:]]), np.float32, None, pixels.ndim == 2)
 
 
 def to_like(values, original):
     """Float pixels in [0, 1] as the original's integer type (rounded, clamped)."""
     import numpy as np
 
-    from ..restore import array_to_chw, chw_to_array
+    from ..restoration import array_to_chw, chw_to_array
 
     if values.dtype == original.dtype:
         return values
@@ -215,7 +276,7 @@ def psnr_line(source: str, spec: str, clean, degraded, restored) -> str:
     """PSNR of the degraded input and of the result against the file, over all channels,
     after rounding to 8 bits (what a viewer of the written files compares)."""
     from ..metrics import psnr, quantize
-    from ..restore import array_to_chw
+    from ..restoration import array_to_chw
 
     target = quantize(array_to_chw(clean)[0], "round").double()
     before, after = (psnr(quantize(array_to_chw(x)[0], "round").double(), target, 255.0) for x in (degraded, restored))
@@ -257,28 +318,39 @@ def header_pixels(path: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import remove_stale_temp_files
+    from ..restoration.image_io import shown
+
     if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise UserError(f"-o {args.output} is a file; -o takes a folder for the results")
-    jobs, notes, problems = plan_jobs(args.inputs, args.output, args.suffix, args.recursive)
+        raise UserError(f"-o {shown(args.output)} is a file; -o takes a folder for the results")
+    jobs, notes, problems = plan_jobs(args.inputs, args.output, args.suffix, args.recursive, bool(args.degrade))
     for line in notes + problems:
         print(f"durn restore: {line}", file=sys.stderr)
     missing = len(problems)
     if not jobs:
         raise UserError("nothing to restore: no image files among the inputs")
-    jobs = check_jobs(jobs)
+    jobs, earlier = check_jobs(jobs, args.overwrite)
+    if earlier:
+        print(f"durn restore: {len(earlier)} image{'s' if len(earlier) > 1 else ''} in the input folders "
+              f"{'are' if len(earlier) > 1 else 'is'} this command's result for another input "
+              f"(e.g. {shown(earlier[0].source)}), not restored as an input", file=sys.stderr)
     tile = parse_tile(args.tile)
     if args.tile_overlap is not None and args.tile_overlap < 0:
         raise UserError("--tile-overlap must be >= 0")
     device = pick_device(args.device)
-    todo = [j for j in jobs if args.overwrite or not os.path.exists(j.output)]
+    removed = remove_stale_temp_files(t for j in jobs for t in j.targets)
+    if removed:
+        print(f"durn restore: removed {len(removed)} temporary file{'s' if len(removed) > 1 else ''} "
+              "left by an interrupted run", file=sys.stderr)
+    todo = [j for j in jobs if args.overwrite or not all(os.path.exists(t) for t in j.targets)]
     skipped = len(jobs) - len(todo)
     if skipped:
         print(f"durn restore: {skipped} output{'s' if skipped > 1 else ''} already exist{'s' if skipped == 1 else ''} "
-              f"in {args.output} (skipped; --overwrite to redo)", file=sys.stderr)
+              f"in {shown(args.output)} (skipped; --overwrite to redo)", file=sys.stderr)
     model = load_model(args.network, args.weights).to(device) if todo else None
     failed = process(model, todo, args, tile) if todo else 0
     done = len(todo) - failed
-    print(f"durn restore: {done} restored, {skipped} skipped, {failed + missing} failed -> {args.output}",
+    print(f"durn restore: {done} restored, {skipped} skipped, {failed + missing} failed -> {shown(args.output)}",
           file=sys.stderr)
     return 1 if failed or missing else 0
 
@@ -286,6 +358,8 @@ def run(args: argparse.Namespace) -> int:
 def process(model, jobs: list[Job], args, tile) -> int:
     """Restore and write each job; returns the number of failures (each reported on one line)."""
     from tqdm import tqdm
+
+    from ..restoration.image_io import shown
 
     failed = 0
     said: set[str] = set()  # warnings that apply to every file are printed once
@@ -296,7 +370,7 @@ def process(model, jobs: list[Job], args, tile) -> int:
     say = lambda text: tqdm.write(f"durn restore: {text}", file=sys.stderr)  # noqa: E731
     try:
         for job, px in zip(jobs, pixels):
-            bar.set_postfix_str(os.path.basename(job.source), refresh=False)
+            bar.set_postfix_str(shown(os.path.basename(job.source)), refresh=False)
             done_before = bar.n
             progress = lambda f, base=done_before, px=px: bar.update(max(0, int(base + f * px) - bar.n))  # noqa: E731
             error = restore_one(model, job, args, tile, progress, say, said)
@@ -313,13 +387,13 @@ def restore_one(model, job: Job, args, tile, progress, say, said: set[str]) -> s
     """Read, restore and write one image; returns a one-line error, or None."""
     import torch
 
-    from ..image_io import ImageReadError, read_image, write_image
-    from ..restore import restore
+    from ..restoration.image_io import ImageReadError, read_image, shown, write_image
+    from ..restoration.api import restore
 
     try:
         image = read_image(job.source)
     except ImageReadError as err:
-        return f"cannot read {job.source}: {err}"
+        return f"cannot read {shown(job.source)}: {err}"
     pixels = image.pixels
     if args.degrade:
         pixels = degrade_pixels(image.pixels, args.degrade, args.seed)
@@ -331,27 +405,25 @@ def restore_one(model, job: Job, args, tile, progress, say, said: set[str]) -> s
                              precision=args.precision, progress=progress)
     except RuntimeError as err:  # CUDA: torch.OutOfMemoryError; CPU: "not enough memory"
         if isinstance(err, torch.OutOfMemoryError) or "not enough memory" in str(err):
-            return f"out of memory restoring {job.source}; try a smaller --tile (e.g. --tile 512)"
+            return f"out of memory restoring {shown(job.source)}; try a smaller --tile (e.g. --tile 512)"
         raise
     except ValueError as err:
-        return f"cannot restore {job.source}: {err}"
+        return f"cannot restore {shown(job.source)}: {err}"
     if args.degrade:
-        say(psnr_line(job.source, args.degrade, image.pixels, pixels, result))
+        say(psnr_line(shown(job.source), args.degrade, image.pixels, pixels, result))
         pixels, result = to_like(pixels, image.pixels), to_like(result, image.pixels)
-    try:
-        os.makedirs(os.path.dirname(job.output) or ".", exist_ok=True)
-        notes = image.notes + write_image(job.output, result, like=image)
-        if args.degrade:
-            stem, ext = os.path.splitext(job.output)
-            degraded_path = f"{stem}_degraded{ext}"
-            if os.path.exists(degraded_path) and not args.overwrite:
-                notes.append(f"kept the existing {degraded_path} (--overwrite to replace it)")
-            else:
-                notes += write_image(degraded_path, pixels, like=image)
-    except OSError as err:
-        return f"cannot write {job.output}: {err}"
-    for note in notes:
-        say(f"{job.source}: {note}")
+    notes = list(image.notes)
+    for path, values in zip(job.targets, (result, pixels)):
+        if os.path.exists(path) and not args.overwrite:  # an earlier run's (perhaps killed before the other file)
+            notes.append(f"kept the existing {shown(path)} (--overwrite to replace it)")
+            continue
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            notes += write_image(path, values, like=image)
+        except OSError as err:
+            return f"cannot write {shown(path)}: {err}"
+    for note in dict.fromkeys(notes):
+        say(f"{shown(job.source)}: {note}")
     for message in dict.fromkeys(str(w.message) for w in caught):
         if message not in said:
             said.add(message)

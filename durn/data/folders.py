@@ -34,6 +34,32 @@ def _image_paths(root) -> list[Path]:
     raise ValueError(f"expected a folder, an image file or a list of image files, got {root!r}")
 
 
+def check_images(paths: Sequence[Path]) -> list[tuple[int, int]]:
+    """Decode every image once, so that a damaged file stops a run before it starts rather
+    than at some step; returns the (width, height) of each. ``ValueError`` names the
+    files that cannot be read, and why."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..restoration.image_io import shown
+    from .images import ImageFileError, read_image
+
+    def size(path):
+        try:
+            image = read_image(path)
+        except ImageFileError as err:
+            return str(err)
+        return image.shape[1], image.shape[0]
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # Pillow decodes without the GIL
+        sizes = list(pool.map(size, paths))
+    bad = [s for s in sizes if isinstance(s, str)]
+    if bad:
+        shown_bad = "; ".join(b.removeprefix("cannot read image ") for b in bad[:5]) + ("; ..." if len(bad) > 5 else "")
+        raise ValueError(f"{len(bad)} of {len(paths)} images cannot be read ({shown_bad}); "
+                         f"fix or remove {'it' if len(bad) == 1 else 'them'} and run the command again")
+    return sizes
+
+
 def _unique_names(paths: list[Path]) -> list[str]:
     names = [p.name for p in paths]
     if len(set(names)) == len(names):

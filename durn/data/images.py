@@ -19,6 +19,10 @@ TRAINING_PHOTOS = (
 )
 
 
+class ImageFileError(ValueError):
+    """An image file that cannot be read (missing, unreadable, damaged or not an image)."""
+
+
 def is_image_file(path: str | os.PathLike) -> bool:
     return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
 
@@ -37,8 +41,13 @@ def read_image(path: str | os.PathLike, *, gray: bool = False) -> np.ndarray:
     """An 8-bit image as a numpy array (H, W, 3) RGB, or (H, W) with ``gray=True``.
 
     EXIF orientation is applied. Colour images become gray by ITU-R 601 luma (PIL's "L");
-    16-bit images are scaled to 8 bits.
+    16-bit images are scaled to 8 bits. :class:`ImageFileError` says why a file cannot be read.
     """
+    from ..restoration.image_io import file_problem, shown
+
+    problem = file_problem(path)
+    if problem:
+        raise ImageFileError(f"cannot read image {shown(path)}: {problem}")
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
@@ -48,8 +57,12 @@ def read_image(path: str | os.PathLike, *, gray: bool = False) -> np.ndarray:
                 im = Image.fromarray(np.clip(arr / scale * 255.0 + 0.5, 0, 255).astype(np.uint8))
             im = im.convert("L" if gray else "RGB")
             return np.array(im)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read image {os.fspath(path)}: {err}") from err
+    except Image.UnidentifiedImageError as err:
+        size = os.path.getsize(path)
+        raise ImageFileError(f"cannot read image {shown(path)}: not an image file Pillow can read ({size} bytes)") from err
+    except Exception as err:  # Pillow raises many kinds (OSError, SyntaxError, zlib.error...) for damaged files
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ImageFileError(f"cannot read image {shown(path)}: damaged or truncated: {reason}") from err
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -68,7 +81,9 @@ def load_tensor(path: str | os.PathLike, *, gray: bool = False) -> torch.Tensor:
 
 def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
     """(3, H, W) float RGB -> (1, H, W) by ITU-R 601 luma (the weights of PIL's "L")."""
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(3, 1, 1)
+    from ..restoration.convert import LUMA
+
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(3, 1, 1)
     return (x * w).sum(0, keepdim=True)
 
 

@@ -7,22 +7,38 @@
     with ops.use_backend("triton"): ...
 
 Importing this package loads no compiled or Triton code; backends load on first use.
+It imports nothing else of durn: the layers above (``durn.inference``) ask it which
+backends exist and run where through the queries exported here.
 """
 from __future__ import annotations
 
 import torch
 
 from . import library  # noqa: F401  (registers the durn:: custom ops)
-from .backends import BACKENDS, available_backends, resolve, set_backend, use_backend
+from .backends import (
+    BACKENDS,
+    auto_backend,
+    available_backends,
+    backend_status,
+    check_backend,
+    resolve,
+    runs_on,
+    usable_backends,
+    use_backend,
+)
 from .reference import ACTIVATIONS, PADDING_MODES, RESIDUAL_AT
 
 __all__ = [
     "BACKENDS",
+    "auto_backend",
     "available_backends",
+    "backend_status",
+    "check_backend",
     "fused_conv2d",
     "pixel_shuffle_conv2d",
-    "set_backend",
+    "runs_on",
     "squeeze_excitation",
+    "usable_backends",
     "use_backend",
 ]
 

@@ -1,4 +1,4 @@
-"""Which implementation of an operator runs: availability, the user's override, "auto".
+"""Which implementation of an operator runs: availability, the caller's choice, "auto".
 
 Backends:
   "torch"   the reference (pure PyTorch, always available, defines correctness)
@@ -10,10 +10,11 @@ Backends:
 Backend modules load lazily on first use; a backend that cannot load is reported by
 ``available_backends()`` with the reason, never raised at import time.
 
-Choice, highest priority first: the ``backend=`` argument of an op call, ``use_backend``
-(context manager) / ``set_backend``, the ``DURN_BACKEND`` environment variable, "auto".
-"auto" takes, per op and device type, the first available backend of ``AUTO_ORDER``
-(ordered by measured speed; see benchmarks/).
+Choice, highest priority first: the ``backend=`` argument of an op call, then
+``use_backend`` (a context manager, this thread only), then "auto": per op and device
+type, the first available backend of ``AUTO_ORDER`` that runs on the tensors' device
+(ordered by measured speed; see benchmarks/). Once a compiled backend is chosen, the
+dispatcher runs its kernel for the tensors' device (``TORCH_LIBRARY_IMPL`` per device).
 """
 from __future__ import annotations
 
@@ -49,97 +50,103 @@ _PROVIDERS = {
     "cuda": "durn.ops.extension",
 }
 
-_state = threading.local()
-_global_choice: str | None = None
+_choice = threading.local()
 _status: dict[str, tuple[bool, str]] = {}
 _impls: dict[tuple[str, str], object] = {}
 
 
-def _reference_impls():
-    from . import reference
+def backend_status(name: str) -> tuple[bool, str]:
+    """(available, why) for one backend; loads it on first call (probing "cpp" may build it)."""
+    name = _known(name)
+    if name in _status:
+        return _status[name]
+    if name == "torch":
+        from . import reference
 
-    return {op: getattr(reference, op) for op in OPS}
-
-
-def _probe(backend: str) -> tuple[bool, str]:
-    if backend in _status:
-        return _status[backend]
-    if backend == "torch":
-        impls, result = _reference_impls(), (True, "pure PyTorch reference")
+        impls, result = {op: getattr(reference, op) for op in OPS}, (True, "pure PyTorch reference")
     else:
         try:
-            module = importlib.import_module(_PROVIDERS[backend])
-            reason = module.load(backend)
-            impls = module.implementations(backend)
+            module = importlib.import_module(_PROVIDERS[name])
+            reason = module.load(name)
+            impls = module.implementations(name)
             result = (True, reason or "loaded")
         except Exception as err:  # any failure means "not available", with the reason
             impls, result = {}, (False, f"{type(err).__name__}: {err}")
     for op, fn in impls.items():
-        _impls[(op, backend)] = fn
-    _status[backend] = result
+        _impls[(op, name)] = fn
+    _status[name] = result
     return result
 
 
 def available_backends() -> dict[str, tuple[bool, str]]:
     """Backend -> (available, why): what this machine can run, and why not where not."""
-    return {name: _probe(name) for name in BACKENDS}
+    return {name: backend_status(name) for name in BACKENDS}
 
 
-def set_backend(name: str | None) -> None:
-    """Choose the backend for all ops process-wide (None or "auto": automatic)."""
-    global _global_choice
-    _global_choice = _check_name(name)
+def runs_on(name: str, device: torch.device) -> bool:
+    """Whether backend ``name`` takes tensors on ``device`` (whether it loads is separate)."""
+    name = _known(name)
+    if name == "cpp":
+        return device.type == "cpu"
+    if name == "cuda":
+        return device.type == "cuda"
+    if name == "triton":
+        return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+    return True
+
+
+def check_backend(name: str, device: torch.device) -> str:
+    """``name`` itself when it is available and runs on ``device``; else a clear error."""
+    ok, why = backend_status(name)
+    if not ok:
+        raise RuntimeError(f"backend {name!r} is not available here: {why}")
+    if not runs_on(name, device):
+        raise RuntimeError(f"backend {name!r} does not run on {device.type} tensors")
+    return name
+
+
+def auto_backend(op: str, device: torch.device) -> str:
+    """The backend "auto" takes for ``op`` on ``device``: the first of ``AUTO_ORDER`` that
+    is available and runs there ("torch" when none does)."""
+    for candidate in AUTO_ORDER.get(device.type, {}).get(op, ("torch",)):
+        if backend_status(candidate)[0] and runs_on(candidate, device):
+            return candidate
+    return "torch"
+
+
+def usable_backends(device: torch.device) -> tuple[str, ...]:
+    """Backends that are available and run on ``device``, Triton's interpreter excepted
+    (it is for checking, never worth timing)."""
+    return tuple(
+        name for name in BACKENDS
+        if not (name == "triton" and device.type != "cuda")
+        and backend_status(name)[0] and runs_on(name, device)
+    )
 
 
 @contextlib.contextmanager
 def use_backend(name: str | None):
-    """Choose the backend inside a ``with`` block (this thread only)."""
-    previous = getattr(_state, "choice", None)
-    _state.choice = _check_name(name)
+    """Choose the backend for the ops called inside a ``with`` block, on this thread
+    (None or "auto": automatic)."""
+    previous = getattr(_choice, "name", None)
+    _choice.name = _auto_or_known(name)
     try:
         yield
     finally:
-        _state.choice = previous
+        _choice.name = previous
 
 
-def _check_name(name: str | None) -> str | None:
-    if name in (None, "auto"):
-        return None
+def resolve(op: str, device: torch.device, backend: str | None = None):
+    """The callable that runs ``op`` for tensors on ``device``."""
+    name = _auto_or_known(backend) if backend is not None else getattr(_choice, "name", None)
+    return _impls[(op, check_backend(name or auto_backend(op, device), device))]
+
+
+def _known(name: str) -> str:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; expected 'auto' or one of {BACKENDS}")
     return name
 
 
-def current_choice() -> str | None:
-    choice = getattr(_state, "choice", None) or _global_choice
-    if choice is None:
-        choice = _check_name(os.environ.get("DURN_BACKEND") or None)
-    return choice
-
-
-def resolve(op: str, device: torch.device, backend: str | None = None):
-    """The callable that runs ``op`` for tensors on ``device``."""
-    name = _check_name(backend) if backend is not None else current_choice()
-    if name is None:
-        for candidate in AUTO_ORDER.get(device.type, {}).get(op, ("torch",)):
-            if _probe(candidate)[0] and _supports(candidate, device):
-                name = candidate
-                break
-        else:
-            name = "torch"
-    ok, why = _probe(name)
-    if not ok:
-        raise RuntimeError(f"backend {name!r} is not available here: {why}")
-    if not _supports(name, device):
-        raise RuntimeError(f"backend {name!r} does not run on {device.type} tensors")
-    return _impls[(op, name)]
-
-
-def _supports(backend: str, device: torch.device) -> bool:
-    if backend == "cpp":
-        return device.type == "cpu"
-    if backend == "cuda":
-        return device.type == "cuda"
-    if backend == "triton":
-        return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
-    return True
+def _auto_or_known(name: str | None) -> str | None:
+    return None if name in (None, "auto") else _known(name)

@@ -5,8 +5,15 @@ are defined here with the reference (``reference.py``) as their default kernel, 
 (meta) kernel so ``torch.compile(fullgraph=True)`` traces through them, and autograd.
 The C++/CUDA extension registers device kernels for the same names with
 ``TORCH_LIBRARY_IMPL(durn, CPU | CUDA, m)``, which take precedence over the default
-kernel for tensors on that device; Triton kernels are separate ops
-(``durn::<name>_triton``, same schema) so that the backend stays a user's choice.
+kernel for tensors on that device.
+
+The Triton kernels are separate ops (``durn::<name>_triton``, same schema), not a third
+kernel of these names: the dispatcher keeps one kernel per op and dispatch key, and
+Triton's key is taken already (CUDA by the CUDA kernels; CPU, under Triton's interpreter,
+by the C++ kernels), so registering it there would replace the other implementation and
+take the choice away from the user; and ``torch.library.triton_op``, which lets
+``torch.compile`` see into the kernels, defines a new op rather than a kernel of an
+existing one (``triton_backend.py``).
 
 Backward: gradients are those of the reference composition, recomputed from the saved
 inputs (correct for every backend; the fused kernels accelerate the forward).

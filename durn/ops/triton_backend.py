@@ -2,7 +2,8 @@
 
 The ops have the schemas of ``durn/ops/library.py`` (``SCHEMAS``; as ``triton_op``s their
 int arguments read SymInt), its fake kernels and its autograd (gradients of the reference
-composition). How they are registered depends on how the kernels run:
+composition); why they are ops of their own and not kernels of ``durn::<op>``, that
+module's docstring says. How they are registered depends on how the kernels run:
 
 * compiled for a GPU: ``torch.library.triton_op``, so ``torch.compile`` and export see
   the kernels themselves (``wrap_triton``);
@@ -25,6 +26,8 @@ from . import library
 
 _LIB: torch.library.Library | None = None
 _OPS: dict[str, object] = {}
+# The durn package folder this module belongs to (durn/ops/ -> durn/).
+_DURN_DIR = Path(__file__).resolve().parents[1]
 
 
 def import_kernels():
@@ -34,12 +37,11 @@ def import_kernels():
     clone other than the one installed in editable mode (its own kernels, not the other's)."""
     if "durn.kernels" in sys.modules:
         return sys.modules["durn.kernels"]
-    durn_dir = Path(sys.modules["durn"].__file__).resolve().parent
-    checkout = durn_dir.parent / "kernels"
+    checkout = _DURN_DIR.parent / "kernels"
     spec = importlib.util.find_spec("durn.kernels")
     if spec is not None and spec.origin is not None:
         found = Path(spec.origin).resolve().parent
-        if found in (durn_dir / "kernels", checkout) or not (checkout / "__init__.py").exists():
+        if found in (_DURN_DIR / "kernels", checkout) or not (checkout / "__init__.py").exists():
             return importlib.import_module("durn.kernels")
     init = checkout / "__init__.py"
     if not init.exists():
@@ -54,7 +56,6 @@ def import_kernels():
     except BaseException:
         del sys.modules["durn.kernels"]
         raise
-    setattr(sys.modules["durn"], "kernels", module)
     return module
 
 

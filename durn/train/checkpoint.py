@@ -25,13 +25,19 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, remove_stale_temp_files, temp_target
+from ..restoration.image_io import shown
 
 FORMAT = "durn-train-checkpoint"
 VERSION = 1
-# Files a run folder may contain; anything else in it is the user's and is never touched.
+# durn's files in a run folder (with the temporary files of their writes); anything else
+# in it, hidden files too, is the user's and is never touched.
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "config.json")
+WEIGHT_FILES = ("last.pt", "best.pt")
 
+
+def is_run_file(name: str) -> bool:
+    return name in RUN_FILES or temp_target(name) in RUN_FILES
 
 
 
@@ -87,37 +93,53 @@ def set_rng_state(state: dict) -> None:
 
 
 def check_run_folder(run: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to start a new run where one (or anything else) already is.
+    """Refuse to start where a run (or anything else) already is. The rule:
 
-    Raises ``FileExistsError`` / ``FileNotFoundError`` with a message saying what to do."""
+    * a new run starts in a folder that is missing, empty, or holds only durn's files of a
+      run that never reached its first checkpoint (config.json, log.jsonl: replaced);
+    * ``overwrite`` replaces durn's files of any run, never where the user's files are;
+    * ``resume`` needs last.pt.
+
+    Raises ``FileExistsError`` / ``FileNotFoundError`` naming the one option to use."""
     if resume and overwrite:
         raise ValueError("--resume and --overwrite contradict each other; choose one")
     if run.exists() and not run.is_dir():
         raise FileExistsError(f"{run} exists and is not a folder")
+    names = sorted(os.listdir(run)) if run.is_dir() else []
+    foreign = [n for n in names if not is_run_file(n)]
+    no_last = (f"{run} holds best.pt but no last.pt: its run stopped before its first checkpoint, so it "
+               "cannot be resumed; start it again with --overwrite (best.pt is replaced), or choose another --out")
     if resume:
-        if not (run / "last.pt").is_file():
-            raise FileNotFoundError(f"cannot resume: {run / 'last.pt'} does not exist (start a new run without --resume)")
-        return
-    if run.is_dir() and any(run.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"{run} is not empty; continue that run with --resume, choose another --out, "
-                f"or pass --overwrite to replace its training files ({', '.join(RUN_FILES)})"
-            )
-        foreign = sorted(p.name for p in run.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
-        if foreign:
-            raise FileExistsError(
-                f"{run} holds files that are not durn training files ({', '.join(foreign[:5])}); "
-                "--overwrite replaces only a run's own files, so choose another --out"
-            )
+        if "last.pt" in names:
+            return
+        if "best.pt" in names:
+            raise FileNotFoundError(f"cannot resume: {no_last}")
+        raise FileNotFoundError(f"cannot resume: {run} holds no run to continue (no last.pt); "
+                                "start a new run without --resume")
+    if "last.pt" in names and not overwrite:
+        again = "" if foreign else ", start it again with --overwrite"
+        raise FileExistsError(f"{run} is not empty: it holds a run (last.pt); continue it with --resume{again}, "
+                              "or choose another --out")
+    if foreign:
+        listed = ", ".join(shown(n) for n in foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise FileExistsError(
+            f"{run} is not empty: it holds files that are not durn training files ({listed}); durn never "
+            "touches them (--overwrite replaces only a run's own files), so choose another --out"
+        )
+    if "best.pt" in names and not overwrite:
+        raise FileExistsError(no_last)
 
 
 def clear_run_files(run: Path) -> None:
-    """Remove the run's own files (after --overwrite was checked)."""
+    """Remove the run's own files (after check_run_folder allowed a new run here)."""
     for name in RUN_FILES:
         (run / name).unlink(missing_ok=True)
-    for p in run.glob(".*.tmp"):
-        p.unlink(missing_ok=True)
+    remove_temp_files(run)
+
+
+def remove_temp_files(run: Path) -> list[str]:
+    """Remove what writes of the run's files killed earlier left behind."""
+    return remove_stale_temp_files(run / name for name in RUN_FILES)
 
 
 def truncate_log(path: Path, step: int) -> None:

@@ -104,15 +104,14 @@ class TrainData:
         return len(self.train)
 
 
-def _check_sizes(paths, crop: int) -> None:
-    from PIL import Image
+def _check_photos(train_paths, val_paths, crop: int) -> None:
+    """Every photo readable and every training photo at least one crop big, before the run
+    folder is touched."""
+    from ..data.folders import check_images
+    from ..restoration.image_io import shown
 
-    small = []
-    for p in paths:
-        with Image.open(p) as im:
-            w, h = im.size
-        if min(w, h) < crop:
-            small.append(f"{p.name} ({w}x{h})")
+    sizes = check_images(list(train_paths) + list(val_paths))
+    small = [f"{shown(p.name)} ({w}x{h})" for p, (w, h) in zip(train_paths, sizes) if min(w, h) < crop]
     if small:
         raise ValueError(
             f"{len(small)} photo(s) are smaller than the {crop}x{crop} training crop: {', '.join(small[:5])}; "
@@ -140,7 +139,7 @@ def _own_photos(c, dist) -> TrainData:
     else:
         t, v = _holdout(len(paths), c.val_images, c.seed)
         train_paths, val_paths = [paths[i] for i in t], [paths[i] for i in v]
-    _check_sizes(train_paths, c.crop_size)
+    _check_photos(train_paths, val_paths, c.crop_size)
     sigmas = c.noise_sigmas
     if sigmas is not None:  # durn_p's recipe: clean crops; the loop adds fresh noise every step
         train = CleanImageFolder(train_paths, crop=c.crop_size, gray=gray, seed=c.seed, flip=c.use_hflip)

@@ -183,11 +183,7 @@ class Trainer:
         torch.manual_seed(c.seed)  # initial weights depend on the seed only
         model = durn.get_model(c.network)
         if c.init and not c.resume:  # a resumed run takes its weights from last.pt
-            from ..checkpoints import load_reference
-            from ..weights import resolve_weights
-
-            checkpoint, _ = resolve_weights(c.network, c.init)
-            model.load_state_dict(load_reference(c.network, checkpoint).state_dict())
+            model.load_state_dict(durn.get_model(c.network, weights=c.init).state_dict())
         elif c.identity_init and not c.resume:
             model.zero_residual_()
         model.check_inputs = False  # the data is checked once; the checks would sync every step

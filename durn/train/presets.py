@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..models.registry import SPECS
+
 # Loss names understood by durn.losses.make_loss.
 L2 = "l2"
 SSIM_L1 = "ssim_l1"   # 1.1 * (-SSIM) + 0.75 * L1
@@ -135,8 +137,8 @@ PRESETS: dict[str, Preset] = {
     )
 }
 
-# Network name -> its preset, so `--preset durn_u` works too.
-PRESET_OF_NETWORK = {p.network: p.name for p in PRESETS.values()}
+# Network name -> its preset (each network's spec names it), so `--preset durn_u` works too.
+PRESET_OF_NETWORK = {name: spec.preset for name, spec in SPECS.items() if spec.preset}
 
 
 def get_preset(name: str) -> Preset:

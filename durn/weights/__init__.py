@@ -1,12 +1,14 @@
 """Pretrained weights: the registry of released files, the authors' imported files, and
-how a ``weights=`` argument becomes a state dict.
+the one reading of a ``weights=`` argument (:func:`resolve`, in ``resolver.py``).
 
-``weights=`` (in every builder, ``durn.restore`` and ``torch.hub.load``) accepts
+``weights=`` (in every builder, ``durn.restore`` / ``durn.Restore``, torch.hub and the
+``durn`` commands) accepts
 
 * an entry name from :data:`WEIGHTS` (``"durn_p.photos_gaussian"``) or a
   :class:`Weights` entry; ``"default"`` (what ``pretrained=True`` means) is the
   network's default entry;
 * ``"authors"``: the authors' released weights, after ``durn import-authors``;
+* ``"untrained"``: random weights from one fixed seed, with a warning (pipeline checks);
 * a path to a checkpoint file (the authors' file or a durn weights file), or a state dict.
 
 Entries that ship with durn are verified by SHA-256 on every load; entries hosted as
@@ -20,17 +22,20 @@ from pathlib import Path
 
 import torch
 
+from ..models.registry import SPECS
 from .download import WeightsHashError, cache_dir, download_verified, sha256_file
-from .registry import DEFAULTS, ENTRIES, RELEASED_DIR, Weights
+from .registry import ENTRIES, RELEASED_DIR, Weights
 
 __all__ = [
-    "DEFAULTS", "WEIGHTS", "Weights", "WeightsHashError", "cache_dir", "default_weights", "get_weights",
-    "list_weights", "load_weights_file", "resolve_weights", "save_weights_file", "weights_path",
+    "DEFAULTS", "WEIGHTS", "ResolvedWeights", "UntrainedWeightsWarning", "Weights", "WeightsHashError", "cache_dir",
+    "default_weights", "form_of", "get_weights", "list_weights", "load_weights_file", "resolve", "resolve_weights",
+    "save_weights_file", "weights_path",
 ]
 
 WEIGHTS: dict[str, Weights] = {w.name: w for w in ENTRIES}
+# The entry `pretrained=True` loads, per network (each network's spec names it).
+DEFAULTS: dict[str, str] = {name: spec.default_weights for name, spec in SPECS.items() if spec.default_weights}
 FORMAT = "durn-weights-1"
-SPECIAL = ("default", "pretrained", "authors")
 
 
 def list_weights(network: str | None = None) -> list[str]:
@@ -110,35 +115,10 @@ def load_weights_file(path, network: str) -> tuple[dict[str, torch.Tensor], str 
 
 
 def resolve_weights(network: str, weights, *, progress: bool = True) -> tuple[object, str | None]:
-    """``weights=`` -> (a checkpoint :func:`durn.load_reference` accepts, channel order or None)."""
-    if isinstance(weights, Weights):
-        entry = weights
-    elif isinstance(weights, str) and weights in SPECIAL:
-        if weights == "authors":
-            from .authors import load_authors
+    """(checkpoint, channel order or None) of :func:`resolve` (``durn.weights.resolve``)."""
+    resolved = resolve(network, weights, progress=progress)
+    return resolved.checkpoint, resolved.channel_order
 
-            return load_authors(network)
-        entry = default_weights(network)
-        if entry is None:
-            raise ValueError(no_default_message(network))
-    elif isinstance(weights, str) and weights in WEIGHTS:
-        entry = WEIGHTS[weights]
-    elif isinstance(weights, Mapping):
-        return weights, None
-    elif isinstance(weights, (str, os.PathLike)):
-        if os.path.exists(weights):
-            return load_weights_file(weights, network)
-        text = os.fspath(weights)
-        if os.sep in text or text.endswith((".pt", ".pth")):
-            raise FileNotFoundError(f"weights file not found: {text}")
-        raise ValueError(
-            f"unknown weights {text!r} for {network}: expected a released entry "
-            f"({list_weights(network) or 'none yet'}), 'default', 'authors', a file path or a state dict. "
-            + no_default_message(network)
-        )
-    else:
-        raise TypeError(f"weights must be a name, a path, a Weights entry or a state dict, got {type(weights).__name__}")
-    if entry.network != network:
-        raise ValueError(f"weights {entry.name} are for {entry.network}, not {network}")
-    sd, order = load_weights_file(weights_path(entry, progress=progress), network)
-    return sd, order or entry.channel_order
+
+# The resolver reads the tables and files above; it is imported last, once they exist.
+from .resolver import ResolvedWeights, UntrainedWeightsWarning, form_of, resolve  # noqa: E402

@@ -38,6 +38,7 @@ from ..checkpoints import (
     to_project_state_dict,
     with_batch_counters,
 )
+from ..models.registry import SPECS
 from . import FORMAT
 from .download import sha256_file
 
@@ -45,18 +46,10 @@ from .download import sha256_file
 AUTHORS_ARCHIVE_URL = "https://drive.google.com/file/d/1Fi6B3Lm_8afu_Ak8LxGihXJTd2XGx9Y2/view?usp=sharing"
 
 # Where each network's checkpoint sits in the archive (``trainedmodels/<folder>/<file>``,
-# the paths the authors' test scripts load). The first entry is the one
-# ``weights="authors"`` means; later ones are the same network trained on another
+# the paths the authors' test scripts load), from the network specs. The first entry is
+# the one ``weights="authors"`` means; later ones are the same network trained on another
 # dataset of the paper, which are reported, not imported.
-AUTHORS_ARCHIVE: dict[str, tuple[tuple[str, str], ...]] = {
-    "durn_p": (("BSD_gray", "DuRN_P_model.pt"),),
-    "durn_p_real": (("RealNoiseHKPoly", "DuRN_P_no_norm_model.pt"),),
-    "durn_u": (("GoPro", "DuRN_U_model.pt"),),
-    "durn_us": (("RESIDE", "DuRN-US_model.pt"), ("DCPDNData", "DuRN-US_model.pt")),
-    "durn_s": (("DIDMDN_Data", "DuRN_S_model.pt"), ("DDN_Data", "DuRN_S_model.pt"),
-               ("DDN_Data_b", "DuRN_S_model.pt")),
-    "durn_s_p": (("RainDrop", "DuRN_S_P_model.pt"),),
-}
+AUTHORS_ARCHIVE: dict[str, tuple[tuple[str, str], ...]] = {name: spec.authors_archive for name, spec in SPECS.items()}
 
 # The largest DuRN checkpoint (durn_u) is about 52 MB; anything far beyond is not one.
 MAX_MEMBER_BYTES = 1 << 30
@@ -426,6 +419,12 @@ def _nothing_found_message(source: Path, searched: int, skipped: list[SkippedFil
 def load_authors(network: str, *, dest: str | os.PathLike | None = None) -> tuple[dict[str, torch.Tensor], str]:
     """(durn state dict, channel order) of the authors' weights for ``network``, imported
     before with :func:`import_authors`; the file is verified against the manifest's SHA-256."""
+    state_dict, channel_order, _ = read_imported(network, dest=dest)
+    return state_dict, channel_order
+
+
+def read_imported(network: str, *, dest: str | os.PathLike | None = None) -> tuple[dict[str, torch.Tensor], str, str]:
+    """:func:`load_authors` and the SHA-256 of the imported file (the manifest's, verified)."""
     if network not in BUILDERS:
         raise ValueError(f"unknown network {network!r}; expected one of {sorted(BUILDERS)}")
     dest = Path(dest) if dest is not None else authors_dir()
@@ -450,4 +449,4 @@ def load_authors(network: str, *, dest: str | os.PathLike | None = None) -> tupl
     layout = project_layout(network)
     if set(sd) != set(layout) or any(tuple(sd[k].shape) != layout[k] for k in layout):
         raise CheckpointError(f"{path} does not have {network}'s layout; import it again")
-    return dict(sd), obj["channel_order"]
+    return dict(sd), obj["channel_order"], entry["sha256"]

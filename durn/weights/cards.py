@@ -1,6 +1,6 @@
-"""Model cards: the README's description of each released weights file, made from its
-registry entry (``python scripts/model_cards.py --readme`` prints them; a test checks
-the README holds exactly these)."""
+"""Model cards: the description of each released weights file in ``docs/weights.md``, made
+from its registry entry (``python scripts/model_cards.py --readme`` prints them; a test
+checks the page holds exactly these)."""
 from __future__ import annotations
 
 from .registry import Weights

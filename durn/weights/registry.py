@@ -3,7 +3,7 @@
 Each entry records where the file is (shipped inside the package, or a release asset
 fetched into the torch hub cache), its SHA-256 and size, what the network expects
 (value range, channel order), the exact commands that made it, and what it measured on
-held-out photos. The README's model cards are made from these entries
+held-out photos. The model cards (docs/weights.md) are made from these entries
 (``python scripts/model_cards.py``).
 """
 from __future__ import annotations
@@ -73,7 +73,7 @@ DURN_P_PHOTOS_GAUSSIAN = Weights(
     hardware="2-core Xeon CPU, torch 2.13.0+cpu, fp32, channels_last",
     train_time="1 h 39 min (1.45 s a step)",
     protocol="held-out camera and astronaut (gray, 8-bit), white noise of sigma 30/50/70 added in float32, "
-             "unclipped, seeded per image and sigma (durn.weights.heldout); PSNR/SSIM under durn.metrics' "
+             "unclipped, seeded per image and sigma (durn.heldout); PSNR/SSIM under durn.metrics' "
              "'authors' and 'standard' protocols",
     metrics={
         "camera/sigma30": {"psnr_authors": 28.4056, "ssim_authors": 0.72759, "psnr_standard": 28.4038, "ssim_standard": 0.73764},
@@ -150,7 +150,7 @@ DURN_US_PHOTOS_HAZE = Weights(
     hardware="2-core Xeon CPU, torch 2.13.0+cpu, fp32",
     train_time="1 h 44 min (3.1 s a step)",
     protocol="held-out camera (as three equal channels) and astronaut, RGB, 8-bit, hazed with beta 0.8/1.2/1.6, "
-             "airlight 0.85, depth 0.1-1.2, the depth field seeded per image (durn.weights.heldout); PSNR/SSIM "
+             "airlight 0.85, depth 0.1-1.2, the depth field seeded per image (durn.heldout); PSNR/SSIM "
              "under durn.metrics' 'authors' (RGB, the authors' choice for haze) and 'standard' (Y) protocols",
     metrics={
         "camera/haze-beta0.8": {"psnr_authors": 20.4693, "ssim_authors": 0.89787, "psnr_standard": 22.1754, "ssim_standard": 0.93677},
@@ -185,6 +185,4 @@ DURN_US_PHOTOS_HAZE = Weights(
 )
 
 ENTRIES: tuple[Weights, ...] = (DURN_P_PHOTOS_GAUSSIAN, DURN_US_PHOTOS_HAZE)
-
-# The entry `pretrained=True` loads, per network.
-DEFAULTS: dict[str, str] = {"durn_p": "durn_p.photos_gaussian", "durn_us": "durn_us.photos_haze"}
+# The entry `pretrained=True` loads is each network's `default_weights` in durn.models.registry.

@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..metrics import compare
+from .metrics import compare
+from .restoration.convert import LUMA
 
 HELDOUT = ("camera", "astronaut")
 SIGMAS = (30, 50, 70)
@@ -38,6 +39,10 @@ CONDITIONS: dict[str, dict[str, str]] = {
     "durn_us": {f"haze-beta{b}": f"haze:beta={b},airlight=0.85,near=0.1,far=1.2" for b in ("0.8", "1.2", "1.6")},
     "durn_u": {f"{kind}-{px}px": _BLUR.format(kind=weights, length=length)
                for kind, weights in _BLUR_KINDS.items() for px, length in ((9, "0.3"), (18, "0.6"))},
+    # Camera noise at three shot levels (about ISO 400, 1600 and 6400 on a phone sensor),
+    # read noise from the shot level, fixed white balance, no mosaic, 8-bit, no JPEG.
+    "durn_p_real": {f"camera-shot{shot}": f"camera_noise:shot={shot},red_gain=2.1,blue_gain=1.7,bayer=0,jpeg=0"
+                    for shot in ("0.001", "0.004", "0.012")},
 }
 
 
@@ -56,7 +61,7 @@ def heldout_gray(name: str) -> torch.Tensor:
 
     pixels = np.asarray(_photo(name), dtype=np.float64)
     if pixels.ndim == 3:
-        pixels = pixels[..., :3] @ np.array([0.299, 0.587, 0.114])
+        pixels = pixels[..., :3] @ np.array(LUMA)
     return torch.from_numpy(np.round(pixels).astype(np.uint8)).float().div(255.0)[None]
 
 
@@ -71,7 +76,7 @@ def heldout_rgb(name: str) -> torch.Tensor:
 
 def degraded(clean: torch.Tensor, name: str, spec: str) -> torch.Tensor:
     """``clean`` degraded by ``spec``, its random draws seeded by the image."""
-    from ..data.degradations import make_degradation
+    from .data.degradations import make_degradation
 
     g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
     return make_degradation(spec)(clean, g)
@@ -116,7 +121,7 @@ def measure_restorer(restore: Callable[[torch.Tensor], torch.Tensor], network: s
     """``restore(degraded (3, H, W)) -> (3, H, W)`` scored on every (image, condition) of
     ``network``'s task (:data:`CONDITIONS`), in the colour space the authors measured that
     task in: ``{"camera/haze-beta0.8": {"psnr_authors": ..., ...}, ...}``."""
-    from ..evaluate import color_space_for
+    from .evaluate import color_space_for
 
     if conditions is None:
         if network not in CONDITIONS:

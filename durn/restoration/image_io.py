@@ -14,7 +14,9 @@ colour TIFFs go through ``tifffile`` when it is installed (scikit-image depends 
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -22,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_output
+from ..atomic import atomic_output
+from .convert import pil_to_array
 
 IMAGE_EXTENSIONS = {
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
@@ -51,52 +54,39 @@ def is_image_path(path: str | os.PathLike) -> bool:
     return os.path.splitext(os.fspath(path))[1].lower() in IMAGE_EXTENSIONS
 
 
-# ----------------------------------------------------------------------------------------
-# PIL image <-> numpy array
-# ----------------------------------------------------------------------------------------
+def shown(path: str | os.PathLike) -> str:
+    """A file name for a one-line message: as it is, or quoted with escapes when it holds
+    newlines or other unprintable characters."""
+    text = os.fspath(path)
+    return text if text.isprintable() else repr(text)
 
 
-def pil_to_array(im: Image.Image) -> tuple[np.ndarray, str]:
-    """Pixels of a PIL image as uint8, uint16 or float32 (H, W[, C]), and the mode the result
-    should be given back in (palette and bilevel images come back as L/RGB/RGBA)."""
-    mode = im.mode
-    if mode in ("L", "LA", "RGB", "RGBA"):
-        return np.array(im), mode
-    if mode == "1":
-        return np.array(im.convert("L")), "L"
-    if mode in ("P", "PA"):
-        target = "RGBA" if mode == "PA" or "transparency" in im.info else "RGB"
-        return np.array(im.convert(target)), target
-    if mode.startswith("I;16"):
-        return np.array(im).astype(np.uint16), "I;16"
-    if mode == "I":
-        a = np.array(im)
-        if a.size and (a.min() < 0 or a.max() > 65535):
-            raise ValueError("32-bit integer images are supported only with values in 0..65535 (16-bit data)")
-        return a.astype(np.uint16), "I"
-    if mode == "F":
-        return np.array(im, dtype=np.float32), "F"
-    if mode in ("CMYK", "YCbCr"):
-        return np.array(im.convert("RGB")), mode
-    if mode in ("RGBX", "HSV"):
-        return np.array(im.convert("RGB")), "RGB"
-    if mode == "RGBa":
-        return np.array(im.convert("RGBA")), "RGBA"
-    if mode == "La":
-        return np.array(im.convert("LA")), "LA"
-    raise ValueError(f"unsupported PIL image mode {mode!r}; convert it to 'RGB' or 'L' first")
-
-
-def array_to_pil(array: np.ndarray, mode: str) -> Image.Image:
-    """Inverse of :func:`pil_to_array`."""
-    if mode == "I;16":
-        return Image.fromarray(array.astype(np.uint16))
-    if mode == "I":
-        return Image.fromarray(array.astype(np.int32))
-    if mode == "F":
-        return Image.fromarray(array.astype(np.float32))
-    im = Image.fromarray(array)
-    return im.convert(mode) if mode in ("CMYK", "YCbCr") else im
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be opened for reading as a file, in words; None when it can."""
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"broken symbolic link (to {shown(os.readlink(path))})"
+        return "no such file"
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if err.errno == errno.EACCES:
+            return "permission denied (a folder on its path cannot be searched)"
+        return err.strerror or str(err)
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    try:
+        with open(path, "rb"):
+            return None
+    except PermissionError:
+        return "permission denied (this user may not read it)"
+    except OSError as err:
+        return err.strerror or str(err)
 
 
 def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -128,10 +118,9 @@ def _first_line(err: BaseException) -> str:
 def read_image(path: str | os.PathLike) -> LoadedImage:
     """Read an image file (first frame), upright, keeping 16 bits where the file has them."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ImageReadError("no such file")
-    if os.path.isdir(path):
-        raise ImageReadError("is a folder")
+    problem = file_problem(path)
+    if problem:
+        raise ImageReadError(problem)
     try:
         im = Image.open(path)
     except Image.DecompressionBombError as err:
@@ -166,7 +155,7 @@ def _decode(im: Image.Image, path: str) -> LoadedImage:
         pixels = _tiff16_colour(im, path, notes)
     if pixels is None:
         im.load()
-        pixels, _ = pil_to_array(im)
+        pixels, _ = pil_to_array(im, notes)
         if pixels.dtype == np.float32:
             raise ImageReadError("floating-point images are not supported; save it as 8- or 16-bit")
     options = {}
@@ -197,10 +186,8 @@ def _png16(im: Image.Image, path: str, tiles: list, notes: list[str]) -> np.ndar
     if len(tiles) != 1:
         return None
     rawmode = tiles[0].args if isinstance(tiles[0].args, str) else tiles[0].args[0]
-    if rawmode == "LA;16B":  # Pillow has no low-byte unpacker for gray + alpha
-        im.load()
-        notes.append("16-bit gray + alpha PNG read as 8-bit")
-        return np.array(im)[:, :, [0, 3]]
+    if rawmode == "LA;16B":
+        return _png16_gray_alpha(im, path, notes)
     if rawmode not in ("RGB;16B", "RGBA;16B") or im.mode not in ("RGB", "RGBA"):
         return None
     im.load()
@@ -213,6 +200,25 @@ def _png16(im: Image.Image, path: str, tiles: list, notes: list[str]) -> np.ndar
         again.load()
         low = np.asarray(again)
     return (high.astype(np.uint16) << 8) | low.astype(np.uint16)
+
+
+def _png16_gray_alpha(im: Image.Image, path: str, notes: list[str]) -> np.ndarray:
+    """A 16-bit gray + alpha PNG as uint16 (H, W, 2). Pillow has no unpacker that keeps both
+    bytes of these samples, but its 8-bit RGBA unpacker takes the same 4 bytes per pixel
+    (so the unfiltering is the same) and keeps them all: gray high, gray low, alpha high,
+    alpha low."""
+    try:
+        with Image.open(path) as again:
+            t = again.tile[0]
+            again.tile = [t._replace(args="RGBA" if isinstance(t.args, str) else ("RGBA", *t.args[1:]))]
+            again._mode = "RGBA"  # the decoder is made for the image's mode
+            again.load()
+            raw = np.asarray(again)
+    except Exception:  # a Pillow without this private attribute: fall back to its 8 bits
+        im.load()
+        notes.append("16-bit gray + alpha PNG read as 8-bit")
+        return np.array(im)[:, :, [0, 3]].astype(np.uint16) * 257
+    return (raw[:, :, 0::2].astype(np.uint16) << 8) | raw[:, :, 1::2]
 
 
 def _tiff16_colour(im: Image.Image, path: str, notes: list[str]) -> np.ndarray | None:

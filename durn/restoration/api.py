@@ -1,4 +1,4 @@
-"""Restore real images with a DuRN: ``durn.restore(model, image)`` and ``durn.Restore``.
+"""Restore real images with a DuRN: :func:`restore` (``durn.restore``) and :class:`Restore`.
 
 Images come as float tensors (C, H, W) / (N, C, H, W) in [0, 1], numpy arrays (H, W) or
 (H, W, C) of uint8, uint16 or float, PIL images, or a list of any of these (sizes may
@@ -12,7 +12,6 @@ authors' raindrop weights) get their channels reversed on the way in and out.
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass
 from functools import partial
 
@@ -20,39 +19,32 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import tiling
+from ..nn.geometry import in_channels_of
+from . import memory, tiles
+from .convert import LUMA, array_to_chw, check_float_range, chw_to_array
+from .exact import run_exact
+from .precision import Precision, parse_precision
 
-__all__ = ["Restore", "UntrainedWeightsWarning", "load_network", "restore"]
+__all__ = ["Restore", "load_network", "restore"]
 
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
 TILE_MODES = ("blend", "exact")
 
 
-class UntrainedWeightsWarning(UserWarning):
-    """A network with random weights was requested: its output is not a restoration."""
-
-
 def load_network(name: str, weights="default") -> nn.Module:
-    """Network ``name`` with ``weights``: ``"default"`` (the network's default released
-    weights), a released entry name, ``"authors"`` (after ``durn import-authors``), a
-    checkpoint path (the authors' file or a durn weights file), a state dict, or
-    ``"untrained"`` (random weights, seeded, with a warning; for checking a pipeline)."""
-    from .models import get_model
+    """Network ``name`` in eval mode with ``weights`` (read by ``durn.weights.resolve``):
+    ``"default"`` (also for None: the network's default released weights), a released
+    entry name, ``"authors"`` (after ``durn import-authors``), a checkpoint path (the
+    authors' file or a durn weights file), a state dict, or ``"untrained"`` (random
+    weights, seeded, with a warning; for checking a pipeline)."""
+    from ..models import get_model
+    from ..weights import form_of
 
-    if weights is None or (isinstance(weights, str) and weights == "pretrained"):
+    if weights is None:
         weights = "default"
-    if isinstance(weights, str) and weights == "untrained":
-        warnings.warn(
-            f"{name} has random (untrained) weights: its output is NOT a restoration. Use it only "
-            "to check a pipeline.", UntrainedWeightsWarning, stacklevel=3,
-        )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            return get_model(name).eval()
     try:
         return get_model(name, weights=weights).eval()
     except ValueError as err:
-        if weights == "default":
+        if form_of(weights) == "default":
             raise ValueError(f"{err} To check a pipeline without weights, pass weights='untrained' "
                              "(random weights).") from None
         raise
@@ -87,7 +79,7 @@ def _options(tile, tile_overlap, tile_mode, precision, device, progress=None) ->
         raise ValueError(f"tile_mode must be one of {TILE_MODES}, got {tile_mode!r}")
     return _Options(
         _parse_tile(tile), None if tile_overlap is None else int(tile_overlap), tile_mode,
-        tiling.parse_precision(precision), None if device is None else torch.device(device), progress,
+        parse_precision(precision), None if device is None else torch.device(device), progress,
     )
 
 
@@ -104,7 +96,10 @@ def restore(model: nn.Module, image, *, tile=None, tile_overlap=None, tile_mode:
             a PIL image; or a list of these. Integer and PIL results are rounded and
             clamped; float results are the network's output, not clamped.
         tile: None (whole image), a tile size in pixels, or ``"auto"`` (tiles only when the
-            image does not fit in half of the device's free memory).
+            image does not fit in half of the device's free memory). Results are
+            deterministic for the same input, weights, device, precision, thread count and
+            tiles; as tiles change results slightly and ``"auto"`` follows the free memory,
+            pass None or a size where runs must match bit for bit.
         tile_overlap: pixels shared by neighbouring tiles. Default: the receptive field,
             computed from the architecture, so local networks (durn_p, durn_p_real) give the
             whole-image result; half of it, at most half a tile, for the others.
@@ -129,7 +124,7 @@ def _restore_any(model: nn.Module, image, opts: _Options):
     if isinstance(image, np.ndarray):
         return _restore_array(model, image, opts)
     if _is_pil(image):
-        from .image_io import array_to_pil, pil_to_array
+        from .convert import array_to_pil, pil_to_array
 
         array, mode = pil_to_array(image)
         return array_to_pil(_restore_array(model, array, opts), mode)
@@ -153,45 +148,16 @@ def _restore_tensor(model: nn.Module, image: torch.Tensor, opts: _Options) -> to
             f"expected a floating-point tensor with values in [0, 1], got {image.dtype}; "
             "convert with image.float() / 255 (8-bit) or / 65535 (16-bit), or pass a numpy array"
         )
+    check_float_range(image)
     x = image if image.dim() == 4 else image.unsqueeze(0)
     y = _restore_nchw(model, x, opts)
     return (y if image.dim() == 4 else y.squeeze(0)).to(image.dtype)
 
 
-_INTEGER_MAX = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
-
-
-def array_to_chw(image: np.ndarray) -> tuple[torch.Tensor, int | None]:
-    """A numpy image (H, W) or (H, W, C) -> float (C, H, W) in [0, 1] (float32; float64 stays
-    float64), and the integer scale it was divided by (None for float images)."""
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] > 4):
-        raise ValueError(
-            f"expected a numpy image (H, W) or (H, W, C) with C <= 4, got shape {image.shape}; "
-            "pass a list for several images"
-        )
-    dtype = image.dtype
-    if dtype in _INTEGER_MAX:
-        scale = _INTEGER_MAX[dtype]
-    elif dtype in (np.float32, np.float64):
-        scale = None
-    else:
-        raise ValueError(f"expected a uint8, uint16 or float numpy image, got dtype {dtype}")
-    chw = image[:, :, None] if image.ndim == 2 else image
-    x = torch.from_numpy(np.ascontiguousarray(chw.transpose(2, 0, 1)))
-    x = x.to(torch.float64 if dtype == np.float64 else torch.float32)
-    return (x / scale if scale is not None else x), scale
-
-
-def chw_to_array(y: torch.Tensor, dtype, scale: int | None, two_d: bool) -> np.ndarray:
-    """The inverse of :func:`array_to_chw`: integer images are rounded and clamped."""
-    if scale is not None:
-        y = (y.double() * scale).round_().clamp_(0, scale)
-    out = y.permute(1, 2, 0).cpu().numpy().astype(dtype)
-    return out[:, :, 0] if two_d else out
-
-
 def _restore_array(model: nn.Module, image: np.ndarray, opts: _Options) -> np.ndarray:
     x, scale = array_to_chw(image)
+    if scale is None:
+        check_float_range(x)
     y = _restore_nchw(model, x[None], opts)[0]
     return chw_to_array(y, image.dtype, scale, image.ndim == 2)
 
@@ -205,7 +171,7 @@ def _restore_nchw(model: nn.Module, x: torch.Tensor, opts: _Options) -> torch.Te
         )
     colour_c = 1 if c <= 2 else 3
     colour, alpha = x[:, :colour_c], x[:, colour_c:]
-    net_c = _network_channels(model)
+    net_c = in_channels_of(model)
     n, _, h, w = x.shape
     if net_c == colour_c:
         y = _run_in_order(model, colour, opts)
@@ -218,10 +184,6 @@ def _restore_nchw(model: nn.Module, x: torch.Tensor, opts: _Options) -> torch.Te
     else:
         raise ValueError(f"the network takes {net_c} channels; cannot restore an image with {colour_c}")
     return torch.cat([y, alpha.to(y.device, y.dtype)], dim=1) if alpha.shape[1] else y
-
-
-def _network_channels(model: nn.Module) -> int:
-    return tiling._in_channels(model)
 
 
 def _run_in_order(model: nn.Module, rgb: torch.Tensor, opts: _Options) -> torch.Tensor:
@@ -268,36 +230,19 @@ def _run(model: nn.Module, x: torch.Tensor, opts: _Options) -> torch.Tensor:
 def _run_eval(model, x, opts, device, model_device, model_dtype, half) -> torch.Tensor:
     tile = opts.tile
     if tile == "auto":  # tiles only when the whole image does not fit
-        tile = tiling.auto_tile(model, tuple(x.shape), device, model_dtype)
+        tile = memory.auto_tile(model, tuple(x.shape), device, model_dtype)
         if tile is not None and opts.tile_mode == "exact":
-            tile = auto_exact_tile(model, device, model_dtype) or tile
+            tile = memory.auto_exact_tile(model, device, model_dtype) or tile
     if opts.tile_mode == "exact" and tile is not None:
-        return tiling.run_exact(model, x.cpu(), device=device, tile=tile, precision=tiling.Precision(half, device.type))
+        return run_exact(model, x.cpu(), device=device, tile=tile, precision=Precision(half, device.type))
     net = model if _same_device(device, model_device) else copy.deepcopy(model).to(device)
-    precision = tiling.Precision(half, device.type, net)
+    precision = Precision(half, device.type, net)
     m = getattr(net, "size_multiple", 1)
     padded = [max(-(-s // m) * m, getattr(net, "min_size", 1)) for s in x.shape[-2:]]
     if tile is None or (padded[0] <= tile and padded[1] <= tile):
         return precision(net, x.to(device))
-    plan = tiling.plan_tiles(net, tile, opts.tile_overlap)
-    return tiling.run_blended(partial(precision, net), net, x, plan, device=device, progress=opts.progress)
-
-
-def auto_exact_tile(model: nn.Module, device: torch.device, dtype: torch.dtype, fraction: float = 0.5) -> int | None:
-    """Exact mode: the largest conv output tile whose input (with halo) and output fit in
-    ``fraction`` of the device's free memory; None when unknown."""
-    free = tiling.free_memory(device)
-    if free is None:
-        return None
-    elem = torch.finfo(dtype).bits // 8
-    per_px = 1.0
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            s = tiling._pair(m.stride)
-            k = tiling._pair(m.kernel_size)
-            cols = m.in_channels * k[0] * k[1] if device.type == "cpu" and dtype == torch.float64 else 0
-            per_px = max(per_px, (m.in_channels * s[0] * s[1] * 2 + m.out_channels + cols) * elem)
-    return max(16, int((fraction * free / per_px) ** 0.5))
+    plan = tiles.plan_tiles(net, tile, opts.tile_overlap)
+    return tiles.run_blended(partial(precision, net), net, x, plan, device=device, progress=opts.progress)
 
 
 class Restore(nn.Module):
@@ -311,10 +256,10 @@ class Restore(nn.Module):
     Args:
         network_or_name: a network module, or a name (``"durn_p"``, ...) loaded with
             ``weights``.
-        weights: with a name: a checkpoint path (the authors' file or a project weights
-            file), a state dict, or ``"untrained"`` (random weights, for checking a
-            pipeline). No weights are released yet, so a name alone raises an error
-            explaining how to get the authors' weights.
+        weights: with a name, what :func:`load_network` takes; None (the default) loads
+            the network's released weights, and where none are released raises an error
+            saying how to get the authors' weights or check a pipeline with
+            ``"untrained"``.
         tile, tile_overlap, tile_mode, precision: as :func:`restore`.
         device: moves the network there (default: leave it where it is).
     """
