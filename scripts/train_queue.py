@@ -60,6 +60,13 @@ def read_queue(path: Path) -> list[dict]:
     return runs
 
 
+def planned_steps(run: dict) -> int:
+    args = run["args"]
+    flags = [a.split("=")[0] for a in args]
+    i = flags.index("--steps")
+    return int(args[i].split("=", 1)[1]) if "=" in args[i] else int(args[i + 1])
+
+
 def run_state(folder: Path) -> tuple[str, int, int | None]:
     """("new" | "started" | "finished" | "stuck", steps done, steps planned)."""
     last = folder / "last.pt"
@@ -94,8 +101,8 @@ def main(argv=None) -> int:
         runs = [r for r in runs if r["name"] in args.only]
     if args.status:
         for run in runs:
-            state, done, planned = run_state(args.runs / run["name"])
-            print(f"{run['name']:32} {state:9} {done} / {planned if planned is not None else '?'} steps")
+            state, done, _ = run_state(args.runs / run["name"])
+            print(f"{run['name']:32} {state:9} {done} / {planned_steps(run)} steps")
         return 0
     if args.nice:
         os.nice(args.nice)
