@@ -27,14 +27,14 @@ REAL_PHOTOS = {
 
 def restore_photo(model, path: Path) -> tuple[Image.Image, Image.Image]:
     from durn.evaluate import restore_tensor
+    from durn.restoration.convert import array_to_chw, chw_to_array
 
     with Image.open(path) as im:
         rgb = im.convert("RGB")
-    x = torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).float() / 255
+    x, scale = array_to_chw(np.asarray(rgb))
     with torch.inference_mode():
-        y = restore_tensor(model, x, "cpu").clamp(0, 1)
-    out = Image.fromarray((y * 255).round().to(torch.uint8).permute(1, 2, 0).numpy())
-    return rgb, out
+        y = restore_tensor(model, x, "cpu")
+    return rgb, Image.fromarray(chw_to_array(y, np.uint8, scale, two_d=False))
 
 
 def montage(rows: list[tuple[Image.Image, Image.Image]], height: int, gap: int = 6) -> Image.Image:
