@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -32,8 +33,17 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init(device_kind: str) -> Dist:
-    """Join the process group torchrun set up: NCCL for CUDA, gloo for CPU."""
+def from_env() -> Dist:
+    """This process's place as torchrun's environment gives it (``RANK``, ``WORLD_SIZE``,
+    ``LOCAL_RANK``), without joining a process group; ``Dist()`` without torchrun."""
+    if not launched_by_torchrun():
+        return Dist()
+    return Dist(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def init(device_kind: str, timeout: timedelta | None = None) -> Dist:
+    """Join the process group torchrun set up: NCCL for CUDA, gloo for CPU. ``timeout``:
+    how long a collective waits for the other processes (None: torch's default)."""
     if not launched_by_torchrun():
         return Dist()
     rank = int(os.environ["RANK"])
@@ -42,11 +52,11 @@ def init(device_kind: str) -> Dist:
     if not dist.is_initialized():
         if device_kind == "cuda":
             torch.cuda.set_device(local)
-        init_process_group(device_kind)
+        init_process_group(device_kind, timeout)
     return Dist(rank, world, local)
 
 
-def init_process_group(device_kind: str) -> None:
+def init_process_group(device_kind: str, timeout: timedelta | None = None) -> None:
     """NCCL for CUDA, gloo otherwise; pair with :func:`shutdown`."""
     # Modules imported after init_process_group can capture the group for good:
     # torch.distributed.nn has functions defaulting to ``group=group.WORLD``, and
@@ -54,7 +64,11 @@ def init_process_group(device_kind: str) -> None:
     # destroy_process_group, and gloo's threads then abort the process at exit.
     import torch.distributed.nn  # noqa: F401
 
-    dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    backend = "nccl" if device_kind == "cuda" else "gloo"
+    if timeout is None:
+        dist.init_process_group(backend=backend)
+    else:
+        dist.init_process_group(backend=backend, timeout=timeout)
 
 
 def shutdown(d: Dist | None = None) -> None:

@@ -16,6 +16,10 @@ Each run is, in queue order:
 * new: started. A folder holding only a ``config.json`` (a run killed before its first
   checkpoint) is started again with ``--overwrite``, which touches durn's run files only.
 
+Two queues may share one queue file (for example one per core, each with ``--only``):
+each run is held by an advisory lock (``RUNS/NAME.lock``, released by the kernel when its
+queue exits, however it exits), and a queue skips a run that another queue holds.
+
 So stopping the queue at any moment (SIGTERM or Ctrl-C: the running ``durn train``
 writes ``last.pt`` and exits) and starting it again continues where it stopped. The
 queue and its trainings run niced (``--nice``, default 5) so the machine stays usable.
@@ -24,6 +28,7 @@ Each run's console output is appended to ``RUNS/NAME.console.log``, beside its f
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import signal
@@ -81,6 +86,17 @@ def run_state(folder: Path) -> tuple[str, int, int | None]:
     return "new", 0, None
 
 
+def hold(runs: Path, name: str):
+    """An exclusive lock on run ``name``, or None when another queue holds it."""
+    handle = open(runs / f"{name}.lock", "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("queue", type=Path, help="the queue file (JSON)")
@@ -102,20 +118,25 @@ def main(argv=None) -> int:
     if args.status:
         for run in runs:
             state, done, _ = run_state(args.runs / run["name"])
-            print(f"{run['name']:32} {state:9} {done} / {planned_steps(run)} steps")
+            lock = hold(args.runs, run["name"]) if args.runs.is_dir() else None
+            running = args.runs.is_dir() and lock is None
+            if lock is not None:
+                lock.close()
+            print(f"{run['name']:32} {state:9} {done} / {planned_steps(run)} steps" + ("  (running)" if running else ""))
         return 0
     if args.nice:
         os.nice(args.nice)
     args.runs.mkdir(parents=True, exist_ok=True)
 
-    child: subprocess.Popen | None = None
+    children: list[subprocess.Popen] = []
     stopping = False
 
     def stop(signum, frame):
         nonlocal stopping
         stopping = True
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM)  # durn train writes last.pt and exits
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)  # durn train writes last.pt and exits
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -123,25 +144,14 @@ def main(argv=None) -> int:
         if stopping:
             break
         folder = args.runs / run["name"]
-        state, done, planned = run_state(folder)
-        if state == "finished":
-            print(f"train_queue: {run['name']}: finished ({done} steps)", flush=True)
+        lock = hold(args.runs, run["name"])
+        if lock is None:
+            print(f"train_queue: {run['name']}: held by another queue; skipped", flush=True)
             continue
-        train_args = []
-        for a in run["args"]:
-            if "{photos}" in a:
-                if args.photos is None:
-                    parser.error(f"run {run['name']!r} uses {{photos}}: give --photos")
-                a = a.replace("{photos}", os.fspath(args.photos))
-            train_args.append(a)
-        extra = {"started": ["--resume"], "stuck": ["--overwrite"], "new": []}[state]
-        command = [sys.executable, "-m", "durn", "train", *train_args, "--out", os.fspath(folder), *extra,
-                   "--no-progress"]
-        print(f"train_queue: {run['name']}: {state} at step {done}; {' '.join(command[1:])}", flush=True)
-        with open(args.runs / f"{run['name']}.console.log", "a") as console:
-            child = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT)
-            code = child.wait()
-        child = None
+        with lock:
+            code = run_one(run, folder, args, parser, lock, children.append)
+        if code is None:
+            continue
         if stopping:
             print(f"train_queue: stopped during {run['name']} (exit {code}); run the queue again to continue",
                   flush=True)
@@ -152,6 +162,29 @@ def main(argv=None) -> int:
             return code
     return 0
 
+
+def run_one(run, folder, args, parser, lock, started) -> int | None:
+    """Train ``run`` to its planned steps; its exit code, or None when it was finished."""
+    state, done, _ = run_state(folder)
+    if state == "finished":
+        print(f"train_queue: {run['name']}: finished ({done} steps)", flush=True)
+        return None
+    train_args = []
+    for a in run["args"]:
+        if "{photos}" in a:
+            if args.photos is None:
+                parser.error(f"run {run['name']!r} uses {{photos}}: give --photos")
+            a = a.replace("{photos}", os.fspath(args.photos))
+        train_args.append(a)
+    extra = {"started": ["--resume"], "stuck": ["--overwrite"], "new": []}[state]
+    command = [sys.executable, "-m", "durn", "train", *train_args, "--out", os.fspath(folder), *extra,
+               "--no-progress"]
+    print(f"train_queue: {run['name']}: {state} at step {done}; {' '.join(command[1:])}", flush=True)
+    with open(args.runs / f"{run['name']}.console.log", "a") as console:
+        # The training inherits the lock, so the run stays held while it runs even if the queue is killed.
+        child = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),))
+        started(child)
+        return child.wait()
 
 if __name__ == "__main__":
     sys.exit(main())

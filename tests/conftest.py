@@ -100,6 +100,19 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tuning_record(tmp_path_factory):
+    """The fast path's on-disk tuning record in a temporary folder, not the user's torch
+    hub folder (subprocesses inherit it)."""
+    old = os.environ.get("DURN_TUNING_CACHE")
+    os.environ["DURN_TUNING_CACHE"] = str(tmp_path_factory.mktemp("tuning") / "tuning.json")
+    yield
+    if old is None:
+        os.environ.pop("DURN_TUNING_CACHE", None)
+    else:
+        os.environ["DURN_TUNING_CACHE"] = old
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

@@ -386,3 +386,32 @@ def test_unreadable_files_say_why_on_one_line_each(photos, weights, tmp_path, ca
     assert "1 restored, 0 skipped, 4 failed" in lines[-1]
     assert run_cli(odd / "loop.png", "--weights", weights / "project.pt", "-o", tmp_path / "out") == 1
     assert "symbolic link loop" in capsys.readouterr().err  # named alone: not "no such file"
+
+
+def test_no_optimize_runs_the_eager_network(photos, weights, model, tmp_path, monkeypatch):
+    """--no-optimize reaches durn.restore as optimize=False; by default the fast path runs."""
+    import argparse
+
+    from durn.cli.restore import add_arguments
+    from durn.restoration import api
+
+    real, seen = api.restore, []
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("optimize", "missing"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "restore", recording)
+    common = [photos / "camera.png", "--weights", weights / "project.pt", "-q"]
+    assert run_cli(*common, "-o", tmp_path / "fast") == 0
+    assert run_cli(*common, "-o", tmp_path / "eager", "--no-optimize") == 0
+    assert seen == [True, False]
+    src = read_image(photos / "camera.png").pixels
+    eager = read_image(tmp_path / "eager" / "camera.png").pixels
+    np.testing.assert_array_equal(eager, real(model, src, optimize=False))
+    fast = read_image(tmp_path / "fast" / "camera.png").pixels
+    assert np.abs(fast.astype(int) - eager).max() <= 1  # float32 rounding, then 8 bits
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    restore_help = " ".join(parser.format_help().split())
+    assert "--no-optimize run the eager network instead of durn's fused fast path" in restore_help

@@ -1,6 +1,7 @@
 """What release runs rely on: networks that start as the identity, validation that logs the
 degraded input's score beside the network's, and a training queue that survives stops
 (scripts/train_queue.py)."""
+import fcntl
 import json
 import os
 import signal
@@ -119,6 +120,24 @@ def test_queue_restarts_a_run_killed_before_its_first_checkpoint(tmp_path, train
     assert done.returncode == 0, done.stdout + done.stderr
     assert "only: stuck" in done.stdout
     assert torch.load(runs / "only" / "last.pt", weights_only=True)["step"] == 1
+
+
+def test_two_queues_share_a_file_without_running_one_run_twice(tmp_path, train_photos):
+    """A run another queue holds (its lock taken) is skipped and shown as running."""
+    queue = _queue(tmp_path, [_tiny_run("held", 2), _tiny_run("free", 1)])
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(runs / "held.lock", "a") as other_queue:
+        fcntl.flock(other_queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        status = subprocess.run(_queue_command(queue, runs, train_photos, "--status"), env=env, capture_output=True,
+                                text=True, check=True).stdout
+        assert "held" in status and "(running)" in status.splitlines()[0] and "(running)" not in status.splitlines()[1]
+        done = subprocess.run(_queue_command(queue, runs, train_photos), env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "held: held by another queue; skipped" in done.stdout
+    assert not (runs / "held").exists()
+    assert torch.load(runs / "free" / "last.pt", weights_only=True)["step"] == 1
 
 
 @pytest.mark.parametrize("runs, message", [

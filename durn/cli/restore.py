@@ -11,18 +11,36 @@ inputs (NAME + --suffix, NAME_degraded) are earlier results, not inputs; with --
 they are refused instead, since durn cannot tell such a file from a photo of yours.
 
 Results are deterministic: the same files, weights, options, device, precision and number
-of threads give the same bytes. Only --tile auto depends on the moment: it tiles an image
+of threads give the same bytes, with --no-optimize always, and on the default fast path
+once its per-layer choices are recorded (the first run on a machine measures them; two
+processes measuring at once may choose differently, which can move an 8-bit value by one). Only --tile auto depends on the moment: it tiles an image
 that does not fit in the free memory, so on a machine whose memory use changes pass a
 tile size (or 'none') for results that must match run for run.
+
+Many processes: ``torchrun --nproc-per-node N -m durn restore ...`` (and ``--nnodes`` for
+several machines, which must see the inputs and -o at the same paths) shares the images
+among the processes, each on its own device: cuda:LOCAL_RANK with CUDA (--device auto,
+cuda or cuda:N alike, as in durn train), else the CPU. Every process plans the job list,
+so each finds the same mistakes in the command (rank 0 reports them). Rank 0 alone then
+removes the temporary files of killed runs, finds the outputs that already exist and reads
+the image sizes, all before any process writes (so no process's in-flight temporary file
+can be taken for a leftover), and sends the others the images to restore, which
+:func:`split_jobs` shares out (balanced on pixel count, deterministic). Lines about one
+image come from the process restoring it, prefixed ``durn restore [rank R]:``; lines about
+the whole command and the summary (totals of all processes), from rank 0 only. No process
+exits before all are done (torchrun stops the others when one exits with an error); the
+processes that failed on a file exit with 1, and torchrun then exits with 1 too.
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import heapq
 import os
 import sys
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 
 from . import UserError
 
@@ -61,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "rain, raindrop), write it beside the result as NAME_degraded, and print the PSNR of "
                              "both against the input file")
     parser.add_argument("--seed", type=int, default=0, help="random seed of --degrade (default 0)")
+    parser.add_argument("--no-optimize", action="store_true",
+                        help="run the eager network instead of durn's fused fast path (default: fast path; "
+                             "results agree within float32 rounding)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -197,8 +218,9 @@ def check_jobs(jobs: list[Job], overwrite: bool = False) -> tuple[list[Job], lis
     return unique, earlier
 
 
-def load_model(network: str | None, weights: str):
-    """The network for ``--network`` / ``--weights``; user errors as :class:`UserError`."""
+def load_model(network: str | None, weights: str, warn: bool = True):
+    """The network for ``--network`` / ``--weights``; user errors as :class:`UserError`.
+    ``warn=False``: no warning on stderr for random weights (ranks other than 0)."""
     import durn
     from ..models import list_models
     from ..restoration import UntrainedWeightsWarning, load_network
@@ -216,8 +238,9 @@ def load_model(network: str | None, weights: str):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UntrainedWeightsWarning)
             model = load_network(network, "untrained")
-        print(f"WARNING: --weights untrained: {network} has RANDOM weights; the outputs are NOT restorations "
-              "(use this only to check the pipeline)", file=sys.stderr)
+        if warn:
+                print(f"WARNING: --weights untrained: {network} has RANDOM weights; the outputs are NOT restorations "
+                  "(use this only to check the pipeline)", file=sys.stderr)
         return model
     if form == "path" and not os.path.exists(weights):
         raise UserError(f"weights file not found: {weights} (expected a file, 'default', 'authors', 'untrained' "
@@ -283,17 +306,35 @@ def psnr_line(source: str, spec: str, clean, degraded, restored) -> str:
     return f"{source} with {spec}: degraded {before:.2f} dB, restored {after:.2f} dB (PSNR against the file)"
 
 
-def pick_device(name: str):
+COLLECTIVE_TIMEOUT = timedelta(hours=24)
+
+
+class RankError(UserError):
+    """A user error found by one process of a torchrun job only (not by every process alike)."""
+
+
+def pick_device(name: str, d=None):
+    """The device for ``--device``; under torchrun (``d`` enabled) a CUDA device is this
+    process's cuda:LOCAL_RANK, whatever index was asked for (as in ``durn train``)."""
     import torch
 
+    enabled = d is not None and d.enabled
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UserError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(name)
+        except (RuntimeError, ValueError):
+            raise UserError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda, but this machine has no CUDA GPU (or torch is a CPU build)")
+    if device.type == "cuda" and enabled:
+        count = torch.cuda.device_count()
+        if d.local_rank >= count:
+            raise RankError(f"rank {d.rank} has LOCAL_RANK {d.local_rank}, but this machine has {count} CUDA "
+                            f"GPU{'s' if count != 1 else ''}: start at most {count} processes per machine "
+                            "(--nproc-per-node) or pass --device cpu")
+        device = torch.device("cuda", d.local_rank)
     return device
 
 
@@ -317,57 +358,150 @@ def header_pixels(path: str) -> int:
         return 0
 
 
+def split_jobs(pixels: list[int], world_size: int) -> list[list[int]]:
+    """Which images each of ``world_size`` processes restores: for each rank, indices into
+    ``pixels`` (the images' pixel counts), in their original order.
+
+    A deterministic balanced split on pixel count: the images, largest first (ties: the
+    earlier first), each go to the rank with the fewest pixels so far (ties: the fewest
+    images, then the lowest rank). Every index goes to exactly one rank, and the same
+    arguments give the same split on every machine."""
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, got {world_size}")
+    shares: list[list[int]] = [[] for _ in range(world_size)]
+    loads = [(0, 0, rank) for rank in range(world_size)]  # (pixels, images, rank): a heap
+    for i in sorted(range(len(pixels)), key=lambda i: (-pixels[i], i)):
+        total, count, rank = heapq.heappop(loads)
+        shares[rank].append(i)
+        heapq.heappush(loads, (total + max(0, pixels[i]), count + 1, rank))
+    return [sorted(share) for share in shares]
+
+
 def run(args: argparse.Namespace) -> int:
+    import torch.distributed as torch_dist
+
+    from .. import distributed as D
+
+    d = D.from_env()
+    if not d.enabled:
+        return _run(args, d)
+    own_group = not torch_dist.is_initialized()
+    try:
+        return _run(args, d)
+    except RankError:
+        raise
+    except UserError:
+        if d.is_main:
+            raise
+        return 2  # every process found the same mistake; rank 0 says it
+    finally:
+        if own_group:
+            D.shutdown(d)
+
+
+def _run(args: argparse.Namespace, d) -> int:
+    import torch
+
+    from .. import distributed as D
     from ..atomic import remove_stale_temp_files
     from ..restoration.image_io import shown
 
+    def note(line: str) -> None:  # about the whole command: said once, by rank 0
+        if d.is_main:
+            print(f"durn restore: {line}", file=sys.stderr)
+
+    # Every process plans alike (same inputs, same sorted folder listings), so the user
+    # errors below are found by all of them at once.
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise UserError(f"-o {shown(args.output)} is a file; -o takes a folder for the results")
     jobs, notes, problems = plan_jobs(args.inputs, args.output, args.suffix, args.recursive, bool(args.degrade))
     for line in notes + problems:
-        print(f"durn restore: {line}", file=sys.stderr)
+        note(line)
     missing = len(problems)
     if not jobs:
         raise UserError("nothing to restore: no image files among the inputs")
     jobs, earlier = check_jobs(jobs, args.overwrite)
     if earlier:
-        print(f"durn restore: {len(earlier)} image{'s' if len(earlier) > 1 else ''} in the input folders "
-              f"{'are' if len(earlier) > 1 else 'is'} this command's result for another input "
-              f"(e.g. {shown(earlier[0].source)}), not restored as an input", file=sys.stderr)
+        note(f"{len(earlier)} image{'s' if len(earlier) > 1 else ''} in the input folders "
+             f"{'are' if len(earlier) > 1 else 'is'} this command's result for another input "
+             f"(e.g. {shown(earlier[0].source)}), not restored as an input")
     tile = parse_tile(args.tile)
     if args.tile_overlap is not None and args.tile_overlap < 0:
         raise UserError("--tile-overlap must be >= 0")
-    device = pick_device(args.device)
-    removed = remove_stale_temp_files(t for j in jobs for t in j.targets)
+    device = pick_device(args.device, d)
+    if d.enabled:
+        # For the few collectives below: NCCL on CUDA (as durn train), gloo otherwise. They
+        # wait for rank 0's survey and weights download, and at the end for the slowest
+        # process, which can take longer than torch's default 10 (NCCL) or 30 (gloo) minutes;
+        # a process that dies makes torchrun stop the others anyway.
+        D.init("cuda" if device.type == "cuda" else "cpu", timeout=COLLECTIVE_TIMEOUT)
+    talk = device if device.type == "cuda" else torch.device("cpu")
+
+    def survey():
+        # Rank 0, while no process writes yet: no temporary file of this run can be in
+        # flight, so every leftover is a killed run's (removed if its writer is gone). Its
+        # jobs are the ones every process follows (not indices into each one's own plan:
+        # a file copied into an input folder while the processes start changes a listing).
+        removed = remove_stale_temp_files(t for j in jobs for t in j.targets)
+        todo = [j for j in jobs if args.overwrite or not all(os.path.exists(t) for t in j.targets)]
+        return len(removed), len(jobs) - len(todo), todo, [header_pixels(j.source) for j in todo]
+
+    removed, skipped, todo, pixels = D.run_on_main(d, survey)
     if removed:
-        print(f"durn restore: removed {len(removed)} temporary file{'s' if len(removed) > 1 else ''} "
-              "left by an interrupted run", file=sys.stderr)
-    todo = [j for j in jobs if args.overwrite or not all(os.path.exists(t) for t in j.targets)]
-    skipped = len(jobs) - len(todo)
+        note(f"removed {removed} temporary file{'s' if removed > 1 else ''} left by an interrupted run")
     if skipped:
-        print(f"durn restore: {skipped} output{'s' if skipped > 1 else ''} already exist{'s' if skipped == 1 else ''} "
-              f"in {shown(args.output)} (skipped; --overwrite to redo)", file=sys.stderr)
-    model = load_model(args.network, args.weights).to(device) if todo else None
-    failed = process(model, todo, args, tile) if todo else 0
-    done = len(todo) - failed
-    print(f"durn restore: {done} restored, {skipped} skipped, {failed + missing} failed -> {shown(args.output)}",
-          file=sys.stderr)
-    return 1 if failed or missing else 0
+        note(f"{skipped} output{'s' if skipped > 1 else ''} already exist{'s' if skipped == 1 else ''} "
+             f"in {shown(args.output)} (skipped; --overwrite to redo)")
+    model = None
+    if todo:  # rank 0 first: a download, a weights error or the untrained warning happens once
+        first_error = None
+        if d.is_main:
+            try:
+                model = load_model(args.network, args.weights)
+            except UserError as err:
+                first_error = err
+        first_error = D.broadcast_object(d, first_error)
+        if first_error is not None:
+            raise first_error
+        if model is None:
+            try:
+                model = load_model(args.network, args.weights, warn=False)
+            except UserError as err:  # where rank 0 succeeded: this process's own trouble
+                raise RankError(f"rank {d.rank}: {err}") from None
+        model = model.to(device)
+    share = split_jobs(pixels, d.world_size)[d.rank]
+    mine = [todo[k] for k in share]
+    failed = process(model, mine, args, tile, [pixels[k] for k in share], d) if mine else 0
+    own_failed = failed
+    counts = D.all_sum(d, torch.tensor([len(mine) - failed, failed], dtype=torch.int64, device=talk))
+    done, failed = (int(n) for n in counts.tolist())
+    processes = f" ({d.world_size} processes)" if d.enabled else ""
+    note(f"{done} restored, {skipped} skipped, {failed + missing} failed -> {shown(args.output)}{processes}")
+    D.barrier(d)  # none exits before all are done: torchrun stops the others when one exits with 1
+    # Under torchrun, the processes whose images failed exit with 1 (and rank 0 for inputs
+    # that matched nothing), so torchrun's report names them; torchrun itself then exits with 1.
+    return 1 if own_failed or (missing and d.is_main) else 0
 
 
-def process(model, jobs: list[Job], args, tile) -> int:
-    """Restore and write each job; returns the number of failures (each reported on one line)."""
+def process(model, jobs: list[Job], args, tile, pixels: list[int] | None = None, d=None) -> int:
+    """Restore and write each job; returns the number of failures (each reported on one line).
+    ``pixels``: the jobs' pixel counts, if known; ``d``: this process's place under torchrun
+    (its lines are prefixed with its rank; only rank 0 shows a progress bar, of its share)."""
     from tqdm import tqdm
 
     from ..restoration.image_io import shown
 
     failed = 0
     said: set[str] = set()  # warnings that apply to every file are printed once
-    pixels = [header_pixels(j.source) for j in jobs]
-    bar = tqdm(total=sum(pixels), unit="px", unit_scale=True, disable=args.quiet or None, file=sys.stderr,
-               dynamic_ncols=True,
+    if pixels is None:
+        pixels = [header_pixels(j.source) for j in jobs]
+    enabled = d is not None and d.enabled
+    prefix = f"durn restore [rank {d.rank}]" if enabled else "durn restore"
+    bar = tqdm(total=sum(pixels), unit="px", unit_scale=True, disable=True if enabled and not d.is_main
+               else args.quiet or None, file=sys.stderr, dynamic_ncols=True,
+               desc=f"rank 0 of {d.world_size}" if enabled else None,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
-    say = lambda text: tqdm.write(f"durn restore: {text}", file=sys.stderr)  # noqa: E731
+    say = lambda text: tqdm.write(f"{prefix}: {text}", file=sys.stderr)  # noqa: E731
     try:
         for job, px in zip(jobs, pixels):
             bar.set_postfix_str(shown(os.path.basename(job.source)), refresh=False)
@@ -402,7 +536,7 @@ def restore_one(model, job: Job, args, tile, progress, say, said: set[str]) -> s
             warnings.simplefilter("always")
             result = restore(model, pixels, tile=tile, tile_overlap=args.tile_overlap,
                              tile_mode="exact" if args.exact_tiles else "blend",
-                             precision=args.precision, progress=progress)
+                             precision=args.precision, progress=progress, optimize=not args.no_optimize)
     except RuntimeError as err:  # CUDA: torch.OutOfMemoryError; CPU: "not enough memory"
         if isinstance(err, torch.OutOfMemoryError) or "not enough memory" in str(err):
             return f"out of memory restoring {shown(job.source)}; try a smaller --tile (e.g. --tile 512)"

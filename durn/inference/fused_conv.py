@@ -212,6 +212,19 @@ class FusedConv2d(nn.Module):
             self._plans[algorithm] = plan
         return plan
 
+    # -- pickling: the transform plans (weights in the transform domain, 5-10x the weights)
+    # are rebuilt from the algorithm's name instead of travelling ----------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_modules"] = {k: (None if k == "transform" else v) for k, v in state["_modules"].items()}
+        state["_plans"], state["tuner"] = {}, None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.algorithm != "direct":
+            self.transform = self._plan(self.algorithm)
+
     def run(self, algorithm: str, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         kind, arg = parse_algorithm(algorithm)
         if kind == "direct":
@@ -242,6 +255,20 @@ class FusedConv2d(nn.Module):
         if (residual is None) != (self.residual_at == "none"):
             raise RuntimeError(f"layer {self.source!r}: residual_at={self.residual_at!r} but residual "
                                f"{'missing' if residual is None else 'given'}")
+        if torch.compiler.is_compiling():
+            # The transform-domain convs are Python loops over tiles with scratch buffers
+            # (graph breaks, and a recompile per padding), and the in-place direct conv
+            # writes channels-last ``out=`` tensors (a graph break). A traced graph takes
+            # the direct conv in functional form: for "torch" the reference's aten ops
+            # (which the compiler fuses), else the backend's durn:: custom op (fake kernel).
+            if self.backend != "torch":
+                return self._direct(x, residual, self.backend)
+            residual_at = self.residual_at if residual is not None else "none"
+            args = (self.weight, self.bias, self.scale, self.shift, residual, self.stride, self.padding,
+                    self.dilation, self.padding_mode, residual_at, self.activation, self.residual_alpha)
+            if self.upscale > 1:
+                return ops.reference.pixel_shuffle_conv2d(x, self.upscale, *args)
+            return ops.reference.fused_conv2d(x, *args)
         if self.tuner is not None:
             return self.tuner(self, x, residual)
         plan = self.transform

@@ -174,6 +174,7 @@ class FusedDuRN(nn.Module):
         self.min_size = model.min_size
         self.channels_last = False
         self.tuning_report: dict[str, dict[str, float]] = {}
+        self.tuning_defaulted: list[str] = []
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, channels_last={self.channels_last}"
@@ -208,7 +209,8 @@ class FusedDuRN(nn.Module):
 
     @torch.no_grad()
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        if self.check_inputs and not torch.compiler.is_compiling():
+        if self.check_inputs:
+            # Under torch.compile the metadata checks become guards; check_finite is eager-only.
             check_image(image, self.in_channels, self.channel_order)
             check_finite(image)
             self._check_like_buffers(image)

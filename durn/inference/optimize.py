@@ -10,7 +10,8 @@ stride-1 layers, the transform-domain convolutions of ``durn/ops/transform_conv.
 (Fourier tiles for kernels >= 5, Winograd F(4x4, 3x3) / F(6x6, 3x3) for 3x3). With
 ``algorithms="auto"`` one forward pass at ``tune_size`` times each candidate on the
 layer's real input (``tuner.py``), and keeps the fastest whose output matches the direct
-conv's within ``TRANSFORM_RTOL``.
+conv's within ``TRANSFORM_RTOL``; the choices are recorded on disk
+(``tuning_cache.py``) and reused by later processes.
 """
 from __future__ import annotations
 
@@ -25,11 +26,17 @@ from ..nn import DuRN
 from .fused_conv import parse_algorithm
 from .fused_network import FusedDuRN
 from .rewrite import Rewriter
-from .tuner import tune
+from .tuner import TUNING_BUDGET_S, tune
 
 __all__ = ["ALGORITHMS", "optimize_for_inference"]
 
 ALGORITHMS = ("auto", "direct", "fourier", "winograd", "transform")
+
+# The measuring pass's image size. Measured (one shared core, durn_p / durn_us, unbounded):
+# tuning at 128 took 2.8 / 24 s against 10.6 / 67 s at 256, and the networks it chose
+# ran a 512 x 512 image no slower (fastest of 5: 5.26 vs 4.73 s and 8.53 vs 9.30 s;
+# medians 5.67 vs 5.64 and 16.2 vs 14.7 s, within that machine's spread).
+TUNE_SIZE = 128
 
 
 def optimize_for_inference(
@@ -39,6 +46,7 @@ def optimize_for_inference(
     channels_last: bool | None = None,
     algorithms: str | Mapping[str, str] = "auto",
     tune_size: int | tuple[int, int] | None = None,
+    tune_budget_s: float | None = TUNING_BUDGET_S,
 ) -> FusedDuRN:
     """An inference-only copy of ``model`` (a :class:`durn.nn.DuRN`: the six networks or a
     user-built one) made of fused operators; ``model`` itself is not modified.
@@ -51,8 +59,12 @@ def optimize_for_inference(
     (only the backend's ``fused_conv2d``), "fourier" / "winograd" / "transform" (every
     eligible layer; for tests), or a mapping ``{layer name: algorithm}`` as returned by
     ``.algorithm_choices()`` (reproducible: no measurement).
-    ``tune_size``: image size of the measuring pass (default 256, or the smallest size
-    the network accepts if larger).
+    ``tune_size``: image size of the measuring pass (default ``TUNE_SIZE``, 128, or the
+    smallest size the network accepts if larger).
+    ``tune_budget_s``: seconds of measuring at most (None: no bound); layers left when it
+    runs out get ``durn.inference.tuner.default_algorithm``. Measurements are recorded on
+    disk (``durn.inference.tuning_cache``), so later processes on the same machine
+    measure nothing.
 
     The result's output equals ``model``'s within float32 rounding: at most 2e-5 max abs
     difference from the exact (float64) eager output on images in [0, 1], the bound the
@@ -89,7 +101,7 @@ def optimize_for_inference(
         channels_last = device.type == "cpu"
     optimized.set_channels_last(bool(channels_last))
     if isinstance(algorithms, str) and algorithms == "auto" and transforms_allowed:
-        tune(optimized, _tune_size(tune_size, model), dtype, device)
+        tune(optimized, _tune_size(tune_size, model), dtype, device, budget_s=tune_budget_s)
     return optimized
 
 
@@ -113,7 +125,7 @@ def _check_backend(backend: str, device: torch.device) -> str | None:
 
 def _tune_size(tune_size, model: DuRN) -> tuple[int, int]:
     if tune_size is None:
-        tune_size = 256
+        tune_size = TUNE_SIZE
     h, w = (tune_size, tune_size) if isinstance(tune_size, int) else tuple(tune_size)
     m = model.size_multiple
     low = model.min_size

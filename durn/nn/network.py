@@ -1,8 +1,13 @@
 """``DuRN``: a dual residual network assembled from a stem, chains of DuRBs and a tail,
-with the input handling every user-facing network shares (validation, any size)."""
+with the input handling every user-facing network shares (validation, any size).
+
+``torch.compile`` traces all of it (``forward``, the checks, the padding) without graph
+breaks: the checks that look at the tensor's metadata become guards, the padding is
+integer arithmetic on (symbolic) sizes, and ``min_size``, found by a dry run on first
+use, is a constant to the compiler (tests/test_compile.py).
+"""
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -32,19 +37,45 @@ def pad_bottom_right(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return x
 
 
+def padded_size(size: int, multiple: int, min_size: int) -> int:
+    """``size`` rounded up to a multiple of ``multiple``, and at least ``min_size``
+    (integer arithmetic only, so that it stays exact on symbolic sizes)."""
+    return max((size + multiple - 1) // multiple * multiple, min_size)
+
+
 def run_any_size(core, image: torch.Tensor, multiple: int, min_size: int) -> torch.Tensor:
     """``core`` on ``image`` (N, C, H, W) or (C, H, W) of any size: mirror-pad at the bottom
-    and right to a multiple of ``multiple`` and at least ``min_size``, run, crop back."""
+    and right to a multiple of ``multiple`` and at least ``min_size``, run, crop back.
+
+    Under ``torch.compile`` the padding is branch-free (always a gather, the identity where
+    no padding is needed, and a crop), so one graph serves every size; eagerly the image
+    goes straight to ``core`` when no padding is needed. Both give the same values."""
     unbatched = image.dim() == 3
     x = image.unsqueeze(0) if unbatched else image
     h, w = x.shape[-2:]
-    target_h = max(math.ceil(h / multiple) * multiple, min_size)
-    target_w = max(math.ceil(w / multiple) * multiple, min_size)
-    if (target_h, target_w) != (h, w):
+    target_h = padded_size(h, multiple, min_size)
+    target_w = padded_size(w, multiple, min_size)
+    if torch.compiler.is_compiling():
+        # target >= size always; the Python branches below would guard on each size
+        padded = x.index_select(-2, _reflect_index(h, target_h, x.device))
+        padded = padded.index_select(-1, _reflect_index(w, target_w, x.device))
+        out = core(padded)[..., :h, :w]
+    elif (target_h, target_w) != (h, w):
         out = core(pad_bottom_right(x, target_h, target_w))[..., :h, :w]
     else:
         out = core(x)
     return out.squeeze(0) if unbatched else out
+
+
+@torch.compiler.assume_constant_result
+def _min_size_of(network: "DuRN") -> int:
+    """``network.min_size``, found (by a dry run) and stored on first use. Marked constant
+    for ``torch.compile``: called while tracing, it runs as plain Python (the dry run's
+    hooks and fake tensors are not traced) and its result is baked into the graph."""
+    if network._min_size is None:
+        found = smallest_input_size(network.forward_core, network, network.in_channels, network.size_multiple)
+        network._min_size = found if found is not None else network.size_multiple
+    return network._min_size
 
 
 class DuRN(nn.Module):
@@ -107,14 +138,14 @@ class DuRN(nn.Module):
 
     @property
     def min_size(self) -> int:
-        """Smallest H and W the bare network handles (inputs are padded up to it)."""
-        if self._min_size is None:
-            found = smallest_input_size(self.forward_core, self, self.in_channels, self.size_multiple)
-            self._min_size = found if found is not None else self.size_multiple
-        return self._min_size
+        """Smallest H and W the bare network handles (inputs are padded up to it): found by
+        a shape-only dry run on first use (cached per architecture, ``geometry.py``)."""
+        # Traced code never reads ``_min_size`` itself: the compiled graph would then guard
+        # on it and recompile once the first call has stored it.
+        return _min_size_of(self)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        if self.check_inputs and not torch.compiler.is_compiling():
+        if self.check_inputs:
             self._check(image)
         return run_any_size(self.forward_core, image, self.size_multiple, self.min_size)
 
@@ -163,5 +194,11 @@ def check_image(image: torch.Tensor, in_channels: int, channel_order: str) -> No
 
 
 def check_finite(image: torch.Tensor) -> None:
+    """Raises for NaN or Inf values. Reading the result needs the data, so under
+    ``torch.compile`` (where it would break the graph) this check is not made; the checks
+    of :func:`check_image` and of dtype and device look only at the tensor's metadata and
+    are made there too (they become the compiled graph's guards)."""
+    if torch.compiler.is_compiling():
+        return
     if not bool(torch.isfinite(image).all()):
         raise ValueError("the image contains NaN or Inf values; expected finite values in [0, 1]")

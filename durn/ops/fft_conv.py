@@ -18,9 +18,10 @@ import math
 
 import torch
 
-from .transform_conv import TransformConv2d, TransformMatrices, check_transform_args
+from .transform_conv import TransformConv2d, TransformMatrices, check_transform_args, real_constants
 
 
+@real_constants
 @functools.lru_cache(maxsize=64)
 def fourier_matrices(tile: int, kernel: int) -> TransformMatrices:
     """DFT matrices for tiles of ``tile`` pixels and a ``kernel``-tap correlation."""

@@ -31,6 +31,8 @@ transform's float rounding (tests/test_fft_conv.py states and checks the bounds)
 """
 from __future__ import annotations
 
+import functools
+
 import threading
 from dataclasses import dataclass
 
@@ -45,6 +47,19 @@ DTYPES = (torch.float32, torch.float64)
 CHUNK_BYTES = 4 << 20
 
 _workspace = threading.local()
+
+
+def real_constants(build):
+    """Decorator for cached builders of constant tensors: they are built as real tensors
+    even when first asked for under ``FakeTensorMode`` (a shape-only pass, or tracing by
+    torch.compile), which would otherwise cache fake tensors that later real calls use."""
+    @functools.wraps(build)
+    def wrapper(*args):
+        from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+        with unset_fake_temporarily():
+            return build(*args)
+    return wrapper
 
 
 def _scratch(role: str, numel: int, like: torch.Tensor) -> torch.Tensor:

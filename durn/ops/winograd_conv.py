@@ -16,7 +16,7 @@ from fractions import Fraction
 
 import torch
 
-from .transform_conv import TransformConv2d, TransformMatrices, check_transform_args
+from .transform_conv import TransformConv2d, TransformMatrices, check_transform_args, real_constants
 
 # Interpolation points (besides infinity) per number of outputs, chosen for small
 # float error: 0, +-1, then +-1/2 (whose powers shrink) before +-2.
@@ -33,6 +33,7 @@ def _evaluation(points, degree: int) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.float64)
 
 
+@real_constants
 @functools.lru_cache(maxsize=16)
 def winograd_matrices(outputs: int, kernel: int) -> TransformMatrices:
     """F(outputs, kernel) as ``TransformMatrices`` (tile = outputs + kernel - 1)."""

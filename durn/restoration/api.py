@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..nn.geometry import in_channels_of
-from . import memory, tiles
+from . import fast, memory, tiles
 from .convert import LUMA, array_to_chw, check_float_range, chw_to_array
 from .exact import run_exact
 from .precision import Precision, parse_precision
@@ -58,6 +58,7 @@ class _Options:
     precision: torch.dtype | None
     device: torch.device | None
     progress: object = None
+    optimize: bool = True
 
 
 def _parse_tile(tile):
@@ -72,19 +73,21 @@ def _parse_tile(tile):
     raise ValueError(f"tile must be None, 'auto' or a positive number of pixels, got {tile!r}")
 
 
-def _options(tile, tile_overlap, tile_mode, precision, device, progress=None) -> _Options:
+def _options(tile, tile_overlap, tile_mode, precision, device, progress=None, optimize=True) -> _Options:
     if tile_overlap is not None and (not isinstance(tile_overlap, (int, np.integer)) or tile_overlap < 0):
         raise ValueError(f"tile_overlap must be None or a number of pixels >= 0, got {tile_overlap!r}")
     if tile_mode not in TILE_MODES:
         raise ValueError(f"tile_mode must be one of {TILE_MODES}, got {tile_mode!r}")
+    if not isinstance(optimize, bool):
+        raise TypeError(f"optimize must be True or False, got {optimize!r}")
     return _Options(
         _parse_tile(tile), None if tile_overlap is None else int(tile_overlap), tile_mode,
-        parse_precision(precision), None if device is None else torch.device(device), progress,
+        parse_precision(precision), None if device is None else torch.device(device), progress, optimize,
     )
 
 
 def restore(model: nn.Module, image, *, tile=None, tile_overlap=None, tile_mode: str = "blend",
-            precision=None, device=None, progress=None):
+            precision=None, device=None, progress=None, optimize: bool = True):
     """Restore ``image`` with ``model`` (a DuRN); returns a result of the same kind.
 
     Args:
@@ -97,8 +100,8 @@ def restore(model: nn.Module, image, *, tile=None, tile_overlap=None, tile_mode:
             clamped; float results are the network's output, not clamped.
         tile: None (whole image), a tile size in pixels, or ``"auto"`` (tiles only when the
             image does not fit in half of the device's free memory). Results are
-            deterministic for the same input, weights, device, precision, thread count and
-            tiles; as tiles change results slightly and ``"auto"`` follows the free memory,
+            deterministic for the same input, weights, device, precision, thread count,
+            tiles and fast-path choices (recorded on disk once measured; see ``optimize``); as tiles change results slightly and ``"auto"`` follows the free memory,
             pass None or a size where runs must match bit for bit.
         tile_overlap: pixels shared by neighbouring tiles. Default: the receptive field,
             computed from the architecture, so local networks (durn_p, durn_p_real) give the
@@ -111,8 +114,14 @@ def restore(model: nn.Module, image, *, tile=None, tile_overlap=None, tile_mode:
         device: where to run; default the model's device. Results come back where the input
             was (numpy and PIL results on the host).
         progress: optional callable receiving the fraction of tiles done.
+        optimize: True (default): run durn's fused fast path, built once per process and
+            network (``durn.optimize_for_inference``; the first call measures each layer
+            for at most 20 s, recorded on disk so later processes measure nothing); the
+            result agrees with the eager network within float32 rounding (2e-5). It
+            applies to DuRNs with float32/float64 weights in full precision and blended
+            or whole-image runs; others run eagerly. False: always the eager network.
     """
-    opts = _options(tile, tile_overlap, tile_mode, precision, device, progress)
+    opts = _options(tile, tile_overlap, tile_mode, precision, device, progress, optimize)
     return _restore_any(model, image, opts)
 
 
@@ -235,14 +244,17 @@ def _run_eval(model, x, opts, device, model_device, model_dtype, half) -> torch.
             tile = memory.auto_exact_tile(model, device, model_dtype) or tile
     if opts.tile_mode == "exact" and tile is not None:
         return run_exact(model, x.cpu(), device=device, tile=tile, precision=Precision(half, device.type))
-    net = model if _same_device(device, model_device) else copy.deepcopy(model).to(device)
+    same = _same_device(device, model_device)
+    net = fast.fast_network(model, device, same) if opts.optimize and half is None else None
+    if net is None:
+        net = model if same else copy.deepcopy(model).to(device)
     precision = Precision(half, device.type, net)
-    m = getattr(net, "size_multiple", 1)
-    padded = [max(-(-s // m) * m, getattr(net, "min_size", 1)) for s in x.shape[-2:]]
+    m = getattr(model, "size_multiple", 1)
+    padded = [max(-(-s // m) * m, getattr(model, "min_size", 1)) for s in x.shape[-2:]]
     if tile is None or (padded[0] <= tile and padded[1] <= tile):
         return precision(net, x.to(device))
-    plan = tiles.plan_tiles(net, tile, opts.tile_overlap)
-    return tiles.run_blended(partial(precision, net), net, x, plan, device=device, progress=opts.progress)
+    plan = tiles.plan_tiles(model, tile, opts.tile_overlap)
+    return tiles.run_blended(partial(precision, net), model, x, plan, device=device, progress=opts.progress)
 
 
 class Restore(nn.Module):
@@ -262,10 +274,13 @@ class Restore(nn.Module):
             ``"untrained"``.
         tile, tile_overlap, tile_mode, precision: as :func:`restore`.
         device: moves the network there (default: leave it where it is).
+        optimize: as :func:`restore` (default True: the fused fast path, built in each
+            process on its first call, never pickled: a pickled ``Restore`` carries the
+            eager network only).
     """
 
     def __init__(self, network_or_name, *, weights=None, tile=None, tile_overlap=None, tile_mode: str = "blend",
-                 precision=None, device=None):
+                 precision=None, device=None, optimize: bool = True):
         super().__init__()
         if isinstance(network_or_name, str):
             network = load_network(network_or_name, weights)
@@ -275,19 +290,24 @@ class Restore(nn.Module):
             network = network_or_name
         else:
             raise TypeError(f"expected a network module or name, got {type(network_or_name).__name__}")
-        _options(tile, tile_overlap, tile_mode, precision, device)  # fail now, not in a worker
+        _options(tile, tile_overlap, tile_mode, precision, device, optimize=optimize)  # fail now, not in a worker
         self.network = network.eval()
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.tile_mode = tile_mode
         self.precision = precision
+        self.optimize = optimize
         if device is not None:
             self.network.to(device)
 
     def forward(self, image):
         return restore(self.network, image, tile=self.tile, tile_overlap=self.tile_overlap,
-                       tile_mode=self.tile_mode, precision=self.precision)
+                       tile_mode=self.tile_mode, precision=self.precision, optimize=self.optimize)
+
+    def __setstate__(self, state):
+        state.setdefault("optimize", True)  # pickled before durn had the fast path
+        super().__setstate__(state)
 
     def extra_repr(self) -> str:
         return (f"tile={self.tile!r}, tile_overlap={self.tile_overlap!r}, tile_mode={self.tile_mode!r}, "
-                f"precision={self.precision!r}, channel_order={getattr(self.network, 'channel_order', 'RGB')!r}")
+                f"precision={self.precision!r}, optimize={self.optimize!r}, channel_order={getattr(self.network, 'channel_order', 'RGB')!r}")
