@@ -118,3 +118,13 @@ def test_optimized_network_is_one_graph_for_every_size(name):
         torch._dynamo.reset()
     compiled, counter = _compiled(fast)
     assert _run_sizes(compiled, fast, counter, c, 2, SIZES, tol=2e-5) == 1
+
+
+def test_the_min_size_marker_is_the_one_torch_sets():
+    """durn/nn/network.py marks its min_size helper constant without importing dynamo."""
+    from durn.nn import network
+
+    marked = torch.compiler.assume_constant_result(lambda: 0)
+    flags = {k for k, v in vars(marked).items() if v is True}
+    assert flags == {"_dynamo_marked_constant"}
+    assert network._min_size_of._dynamo_marked_constant is True

@@ -67,7 +67,16 @@ def run_any_size(core, image: torch.Tensor, multiple: int, min_size: int) -> tor
     return out.squeeze(0) if unbatched else out
 
 
-@torch.compiler.assume_constant_result
+def _constant_for_compiler(fn):
+    """What ``torch.compiler.assume_constant_result`` does (it only sets this marker),
+    without importing ``torch._dynamo``, which pulls in triton: the networks, and so
+    hubconf.py, stay pure PyTorch (tests/test_hub.py). tests/test_compile.py checks
+    that the marker is still the one torch sets."""
+    fn._dynamo_marked_constant = True
+    return fn
+
+
+@_constant_for_compiler
 def _min_size_of(network: "DuRN") -> int:
     """``network.min_size``, found (by a dry run) and stored on first use. Marked constant
     for ``torch.compile``: called while tracing, it runs as plain Python (the dry run's
