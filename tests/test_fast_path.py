@@ -233,3 +233,12 @@ def test_uint8_photo_through_the_default_path_matches_eager_to_one_level():
     a = durn.restore(model, photo).astype(int)
     b = durn.restore(model, photo, optimize=False).astype(int)
     assert np.abs(a - b).max() <= 1
+
+
+def test_bfloat16_networks_optimize_on_cpu():
+    """aten::_add_relu_ fails for bfloat16 on CPU; the direct conv's epilogue avoids it there."""
+    model = _untrained("durn_p").to(torch.bfloat16)
+    optimized = durn.optimize_for_inference(model, algorithms="direct")
+    x = torch.rand(1, 1, 40, 37, dtype=torch.bfloat16)
+    # bf16 keeps 8 bits of mantissa: one unit in the last place near 1.0 is 2**-7.
+    assert (optimized(x).float() - model(x).float()).abs().max().item() <= 2 ** -7

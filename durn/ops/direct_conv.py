@@ -15,8 +15,10 @@ _ADD_RELU = getattr(torch.ops.aten, "_add_relu_", None)
 
 
 def add_relu_(y: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    """``relu(y + other)`` into ``y``: one pass on CPU (``aten::_add_relu_``), two elsewhere."""
-    if _ADD_RELU is not None and y.device.type == "cpu" and other.shape == y.shape:
+    """``relu(y + other)`` into ``y``: one pass on CPU (``aten::_add_relu_``, float32 and
+    float64 only: for bfloat16 it fails an internal assert in torch 2.13), two elsewhere."""
+    if _ADD_RELU is not None and y.device.type == "cpu" and other.shape == y.shape and \
+            y.dtype in (torch.float32, torch.float64):
         return _ADD_RELU(y, other)
     return y.add_(other).relu_()
 
