@@ -19,6 +19,8 @@ _EXPORTS = {
     "durn_s_p": "durn.models",
     "durn_u": "durn.models",
     "durn_us": "durn.models",
+    "export_onnx": "durn.export",
+    "export_program": "durn.export",
     "get_model": "durn.models",
     "get_model_weights": "durn.models",
     "list_models": "durn.models",

@@ -22,6 +22,7 @@ LAYERS = {
     "weights": ("durn.weights", "durn.checkpoints"),
     "inference": ("durn.inference",),
     "restoration": ("durn.restoration",),
+    "export": ("durn.export",),  # deployment files of the networks (models, weights)
     "train/evaluate": ("durn.train", "durn.data", "durn.evaluate", "durn.metrics", "durn.losses",
                        "durn.distributed", "durn.heldout"),
     "cli": ("durn.cli", "durn.__main__"),

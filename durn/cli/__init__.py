@@ -1,4 +1,4 @@
-"""``durn`` command line: ``durn restore | train | evaluate | import-authors``.
+"""``durn`` command line: ``durn restore | train | evaluate | import-authors | export``.
 
 Each subcommand lives in its own module of this package, defining
 ``add_arguments(parser)`` and ``run(args) -> int``; only modules that exist are offered.
@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "train": ("durn.cli.train", "train a DuRN (paper recipes or your own photos)"),
     "evaluate": ("durn.cli.evaluate", "PSNR/SSIM of a DuRN on a dataset, paper or standard protocol"),
     "import-authors": ("durn.cli.import_authors", "convert the authors' trainedmodels archive"),
+    "export": ("durn.cli.export", "write a DuRN as ONNX / torch.export files for deployment"),
 }
 
 
