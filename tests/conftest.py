@@ -28,6 +28,20 @@ def recipe_path() -> Path | None:
     return None
 
 
+def perturb_batch_norms(model, seed: int = 7):
+    """Set every BatchNorm2d's statistics and affine away from the identity (seeded), so
+    that folding them into convolutions is exercised; returns ``model``."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(0.2 * torch.randn(m.num_features, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+                m.weight.copy_(1 + 0.2 * torch.randn(m.num_features, generator=g))
+                m.bias.copy_(0.1 * torch.randn(m.num_features, generator=g))
+    return model
+
+
 def optional_import(name: str, reason: str | None = None):
     """The module ``name``, or a skip (of the test, or of the module at import) saying why it
     cannot be imported. Unlike ``pytest.importorskip``, which catches only ImportError, any

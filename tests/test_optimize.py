@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import durn
-from conftest import NETWORK_NAMES
+from conftest import NETWORK_NAMES, perturb_batch_norms
 from durn import ops
 from durn.nn import DuRN, DualResidualBlock, DualResidualChain, durb_p
 from durn.inference import optimize_for_inference
@@ -30,15 +30,7 @@ def _model(name: str) -> DuRN:
     """The network with every BN's statistics and affine set away from identity, so that
     folding them is exercised (cached: building durn_u takes a while)."""
     if name not in _MODELS:
-        g = torch.Generator().manual_seed(7)
-        model = durn.get_model(name).eval()
-        with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.running_mean.copy_(0.2 * torch.randn(m.num_features, generator=g))
-                    m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
-                    m.weight.copy_(1 + 0.2 * torch.randn(m.num_features, generator=g))
-                    m.bias.copy_(0.1 * torch.randn(m.num_features, generator=g))
+        model = perturb_batch_norms(durn.get_model(name).eval())
         model.min_size  # noqa: B018 - computed once, copied with the model
         _MODELS[name] = model
     return _MODELS[name]
