@@ -89,20 +89,18 @@ class Tuner:
         choice = _DECIDED.get(key)
         if choice is None and self.on_disk.get(disk_key) in candidates:
             choice = self.on_disk[disk_key]
-        if choice is not None:
-            reference = layer.run("direct", x, residual)
-            if choice != "direct" and self._error(layer, choice, x, residual, reference) is None:
-                choice = "direct"
-            layer.set_algorithm(choice)
-            _DECIDED[key] = choice
-            return reference
-        if self.deadline is not None and time.perf_counter() > self.deadline:
-            reference = layer.run("direct", x, residual)
+        out_of_time = choice is None and self.deadline is not None and time.perf_counter() > self.deadline
+        if out_of_time:
             choice = default_algorithm(layer, candidates)
+        if choice is not None:  # recorded, or the default: checked, not measured
+            reference = layer.run("direct", x, residual)
             if choice != "direct" and self._error(layer, choice, x, residual, reference) is None:
                 choice = "direct"
             layer.set_algorithm(choice)
-            self.defaulted.append(layer.source)
+            if out_of_time:
+                self.defaulted.append(layer.source)  # not recorded: a later run measures it
+            else:
+                _DECIDED[key] = choice
             return reference
         reference = layer.run("direct", x, residual)
         usable = [a for a in candidates[1:] if self._error(layer, a, x, residual, reference) is not None]
