@@ -1,4 +1,4 @@
-"""``durn`` command line: ``durn restore | train | evaluate | import-authors | export``.
+"""``durn`` command line: ``durn restore | train | evaluate | import-authors | export | ablation | explain``.
 
 Each subcommand lives in its own module of this package, defining
 ``add_arguments(parser)`` and ``run(args) -> int``; only modules that exist are offered.
@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "evaluate": ("durn.cli.evaluate", "PSNR/SSIM of a DuRN on a dataset, paper or standard protocol"),
     "import-authors": ("durn.cli.import_authors", "convert the authors' trainedmodels archive"),
     "export": ("durn.cli.export", "write a DuRN as ONNX / torch.export files for deployment"),
+    "ablation": ("durn.cli.ablation", "the paper's Table 1: each connection style trained and scored alike"),
+    "explain": ("durn.cli.explain", "save a DuRN's feature, attention and residual maps as PNG grids"),
 }
 
 
