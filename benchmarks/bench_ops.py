@@ -5,17 +5,18 @@ memory-bandwidth floor (bytes it must read and write / measured device copy band
 from __future__ import annotations
 
 import functools
+import time
 
 import pytest
 import torch
 
-from common import PeakMemory, bench_device, bench_rounds, device_bandwidth, synchronize
+from common import (PeakMemory, bench_device, calls_for, case_rounds, chosen_networks, chosen_sizes, device_bandwidth,
+                    fixed_rounds, max_rounds, synchronize, timed)
 from durn import ops
 from durn.ops import reference
 from durn.ops.transform_conv import release_workspace
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-CPU_SIZES, GPU_SIZES = (128, 256), (256, 512, 1024)
 
 
 def _conv_case(c, o, k, *, dilation=1, stride=1, scale=1, upscale=1, mode="reflect", residual_at="none",
@@ -49,22 +50,30 @@ def _se_case(c, hidden, scale):
     return make
 
 
+# case -> (the networks whose layers it is, its maker); --bench-networks keeps a case
+# when one of its networks is chosen (tests/test_benchmarks.py checks each network has
+# such a layer).
 CASES = {
-    # durn_p / durn_s DuRB: relu(BN(conv3x3(x) + x_r)); T1 11x11 and dilated 7x7 joining res
-    "conv3x3_c32_pre_affine": _conv_case(32, 32, 3, residual_at="pre_affine", activation="relu", affine=True),
-    "conv11x11_c32_res": _conv_case(32, 32, 11, residual_at="post_affine", activation="relu"),
-    "conv7x7_d2_c32_res": _conv_case(32, 32, 7, dilation=2, residual_at="post_affine", activation="relu"),
+    # durn_p / durn_s DuRB: relu(BN(conv3x3(x) + x_r))
+    "conv3x3_c32_pre_affine": (("durn_p",), _conv_case(32, 32, 3, residual_at="pre_affine", activation="relu",
+                                                       affine=True)),
+    # durn_p / durn_p_real T1 11x11 and dilated 7x7 joining res
+    "conv11x11_c32_res": (("durn_p", "durn_p_real"), _conv_case(32, 32, 11, residual_at="post_affine",
+                                                                activation="relu")),
+    "conv7x7_d2_c32_res": (("durn_p", "durn_p_real"), _conv_case(32, 32, 7, dilation=2, residual_at="post_affine",
+                                                                 activation="relu")),
     # durn_p_real output: input + tanh(conv)
-    "conv3x3_c32_to3_tanh": _conv_case(32, 3, 3, residual_at="post_activation", activation="tanh"),
+    "conv3x3_c32_to3_tanh": (("durn_p_real",), _conv_case(32, 3, 3, residual_at="post_activation",
+                                                          activation="tanh")),
     # durn_u at 1/4 resolution: the 256-channel 3x3 pair; T2's stride-2 conv
-    "conv3x3_c256_s4": _conv_case(256, 256, 3, scale=4),
-    "conv3x3_s2_c128_c256": _conv_case(128, 256, 3, stride=2, scale=2, residual_at="post_affine"),
+    "conv3x3_c256_s4": (("durn_u",), _conv_case(256, 256, 3, scale=4)),
+    "conv3x3_s2_c128_c256": (("durn_u",), _conv_case(128, 256, 3, stride=2, scale=2, residual_at="post_affine")),
     # durn_u T1: pixel shuffle to 1/2 resolution, then 7x7 on 128 channels joining res
-    "ps_conv7x7_c128": _conv_case(128, 128, 7, scale=4, upscale=2, residual_at="post_affine"),
+    "ps_conv7x7_c128": (("durn_u",), _conv_case(128, 128, 7, scale=4, upscale=2, residual_at="post_affine")),
     # durn_us tail: pixel shuffle to full resolution, 3x3 on 64 channels, ReLU
-    "ps_conv3x3_c64": _conv_case(64, 64, 3, scale=2, upscale=2, activation="relu"),
+    "ps_conv3x3_c64": (("durn_us",), _conv_case(64, 64, 3, scale=2, upscale=2, activation="relu")),
     # durn_us T2 at 1/4 resolution: SE gate with the SE-ResNet shortcut
-    "se_c64": _se_case(64, 32, 4),
+    "se_c64": (("durn_us",), _se_case(64, 32, 4)),
 }
 
 
@@ -90,21 +99,24 @@ def pytest_generate_tests(metafunc):
         return
     config = metafunc.config
     device = bench_device(config)
-    sizes_opt = config.getoption("--bench-sizes")
-    sizes = [int(s) for s in sizes_opt.split(",")] if sizes_opt else (
-        GPU_SIZES if device.type == "cuda" else CPU_SIZES)
+    networks = set(chosen_networks(config))
+    sizes = chosen_sizes(config, "durn_p", device)  # the operators' sizes: 128 and 256 on CPU (full)
     dtypes = ("float32", "bfloat16") if device.type == "cuda" else ("float32",)
     impls = _impls(device)
     if config.getoption("--bench-no-compile"):
         impls = [i for i in impls if i[0] != "compile"]
     params = []
-    for case in CASES:
+    for case, (owners, _) in CASES.items():
+        if not networks.intersection(owners):
+            continue
         for size in sizes:
             for dtype in dtypes:
                 for impl, skip in impls:
                     if impl in ("fourier", "winograd") and not _transform_applies(case, impl):
                         continue
-                    for r in range(bench_rounds(config)):
+                    for r in range(max_rounds(config)):
+                        if skip and r > 0:
+                            continue  # one skipped item per unavailable implementation says why
                         marks = [pytest.mark.skip(reason=skip)] if skip else []
                         params.append(pytest.param(case, size, dtype, impl, r, marks=marks,
                                                    id=f"{case}-{size}-{dtype}-{impl}-r{r}"))
@@ -124,7 +136,7 @@ def _bandwidth(device_type: str) -> float:
 
 
 def _runner(case, size, dtype, impl, device):
-    tensors, kwargs, upscale = CASES[case](size, DTYPES[dtype], device)
+    tensors, kwargs, upscale = CASES[case][1](size, DTYPES[dtype], device)
     op = "squeeze_excitation" if case.startswith("se") else (
         "pixel_shuffle_conv2d" if upscale and upscale > 1 else "fused_conv2d")
     if op == "squeeze_excitation":
@@ -175,7 +187,11 @@ def _runner(case, size, dtype, impl, device):
 _CACHE: dict = {}
 
 
-def test_op(benchmark, device, case, size, dtype, variant, round):
+def test_op(benchmark, pytestconfig, device, case, size, dtype, variant, round):
+    rounds = case_rounds("op", (case, size, dtype, device.type))
+    reason = rounds.skip_reason(round, fixed_rounds(pytestconfig))
+    if reason:
+        pytest.skip(reason)
     key = (case, size, dtype, variant)
     if key not in _CACHE:
         if any(k[:3] != key[:3] for k in _CACHE):
@@ -185,13 +201,16 @@ def test_op(benchmark, device, case, size, dtype, variant, round):
             pytest.skip(f"{variant} has no {op}")
         with torch.no_grad():
             out = fn()
+            synchronize(device)
+            start = time.perf_counter()
             fn()
-        synchronize(device)
+            synchronize(device)
+            second = time.perf_counter() - start
         moved = sum(t.numel() * t.element_size() for t in args if t is not None) + out.numel() * out.element_size()
         info = dict(kind="op", op=op, case=case, size=size, dtype=dtype, variant=variant, device=device.type,
                     bytes=moved, floor_ms=1e3 * moved / _bandwidth(device.type), threads=torch.get_num_threads())
-        _CACHE[key] = (fn, info, None)
-    fn, info, memory = _CACHE[key]
+        _CACHE[key] = (fn, info, None, calls_for("op", second))
+    fn, info, memory, calls = _CACHE[key]
 
     def run():
         with torch.no_grad():
@@ -201,7 +220,7 @@ def test_op(benchmark, device, case, size, dtype, variant, round):
     if memory is None:
         release_workspace()  # so the peak includes the transforms' scratch
         memory = PeakMemory(device).measure(run)
-        _CACHE[key] = (fn, info, memory)
+        _CACHE[key] = (fn, info, memory, calls)
     benchmark.group = f"{case} {size} {dtype} {device.type}"
     benchmark.extra_info.update(info, round=round, **memory)
-    benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    timed(benchmark, run, calls, rounds, variant)

@@ -1,18 +1,34 @@
-"""Helpers shared by the benchmarks: the authors' layer structure, memory peaks, timing."""
+"""Helpers shared by the benchmarks: what to run (networks, user models, sizes), the
+interleaved rounds and when they stop, the authors' layer structure, memory peaks."""
 from __future__ import annotations
 
 import copy
+import importlib
+import math
 import os
 import platform
 import resource
+import statistics
 import time
+from dataclasses import dataclass, field
 
+import pytest
 import torch
 from torch import nn
+
+from report import BUSY_SPREAD  # noqa: F401 - IQR / median above it: the machine was busy (a warning)
 
 CPU_SIZES = {"durn_p": (128, 256), "durn_p_real": (128, 256), "durn_s": (128, 256),
              "durn_u": (192, 256), "durn_us": (192, 256), "durn_s_p": (192, 256)}
 GPU_SIZES = (256, 512, 1024)
+QUICK_NETWORK, QUICK_SIZE = "durn_p", 128  # the default run: one network, one size
+
+# The rounds: at least MIN_ROUNDS, then more until every variant's median is known to
+# +-STABLE_TOLERANCE (95% interval of a median: the boxplot notch, 1.57 IQR / sqrt(n)), or
+# the case's time budget (timed seconds, all variants) is spent, at most MAX_ROUNDS.
+MIN_ROUNDS, MAX_ROUNDS, STABLE_TOLERANCE = 3, 12, 0.03
+CASE_BUDGET_S = {"network": 30.0, "op": 5.0}
+ITEM_TARGET_S = {"network": 0.3, "op": 0.1}  # timed calls per item: about this long (1-50 calls)
 
 
 def bench_device(config) -> torch.device:
@@ -20,11 +36,173 @@ def bench_device(config) -> torch.device:
     return torch.device(name)
 
 
-def bench_rounds(config) -> int:
+def full_run(config) -> bool:
+    return bool(config.getoption("--bench-full"))
+
+
+def max_rounds(config) -> int:
+    """Items generated per variant; the stopping rule skips those not needed."""
     rounds = config.getoption("--bench-rounds")
-    if rounds is None:
-        rounds = 5 if bench_device(config).type == "cuda" else 3
-    return rounds
+    return MAX_ROUNDS if rounds is None else max(rounds, 1)
+
+
+def fixed_rounds(config) -> bool:
+    """``--bench-rounds N`` runs exactly N rounds (no early stop)."""
+    return config.getoption("--bench-rounds") is not None
+
+
+def chosen_networks(config) -> list[str]:
+    """The registered networks to run: --bench-networks, else all with --bench-full, else
+    the quick default (none when only --bench-model is given)."""
+    import durn
+
+    names = config.getoption("--bench-networks")
+    if names:
+        chosen = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = [n for n in chosen if n not in durn.list_models()]
+        if unknown:
+            raise pytest.UsageError(f"--bench-networks: unknown network(s) {unknown}; known: {durn.list_models()} "
+                                    "(benchmark your own model with --bench-model package.module:builder)")
+        return chosen
+    if config.getoption("--bench-model"):
+        return []
+    return list(durn.list_models()) if full_run(config) else [QUICK_NETWORK]
+
+
+def chosen_sizes(config, network: str | None, device: torch.device) -> list[int]:
+    sizes = config.getoption("--bench-sizes")
+    if sizes:
+        try:
+            out = [int(s) for s in sizes.split(",") if s.strip()]
+        except ValueError:
+            raise pytest.UsageError(f"--bench-sizes: expected comma-separated integers, got {sizes!r}") from None
+        if not out or min(out) < 1:
+            raise pytest.UsageError(f"--bench-sizes: expected positive sizes, got {sizes!r}")
+        return out
+    if device.type == "cuda":
+        return list(GPU_SIZES) if full_run(config) else [GPU_SIZES[0]]
+    if full_run(config):
+        return list(CPU_SIZES.get(network, (128, 256)))
+    return [QUICK_SIZE]
+
+
+def load_user_model(spec: str) -> nn.Module:
+    """``package.module:builder`` -> ``builder()``: any ``nn.Module`` taking an image
+    batch (N, C, H, W); a :class:`durn.nn.DuRN` also gets the fast-path variants."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise pytest.UsageError(f"--bench-model: expected package.module:builder, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise pytest.UsageError(f"--bench-model {spec!r}: cannot import {module_name!r} ({err})") from None
+    builder = module
+    for part in attr.split("."):
+        builder = getattr(builder, part, None)
+        if builder is None:
+            raise pytest.UsageError(f"--bench-model {spec!r}: {module_name!r} has no {attr!r}")
+    if not callable(builder):
+        raise pytest.UsageError(f"--bench-model {spec!r}: {attr!r} is not callable")
+    model = builder() if not isinstance(builder, nn.Module) else builder
+    if not isinstance(model, nn.Module):
+        raise pytest.UsageError(f"--bench-model {spec!r}: {attr}() returned {type(model).__name__}, "
+                                "expected a torch.nn.Module")
+    return model
+
+
+def input_channels(model: nn.Module) -> int:
+    """The image channels ``model`` takes: ``model.in_channels`` (every DuRN), else the
+    first convolution's."""
+    channels = getattr(model, "in_channels", None)
+    if isinstance(channels, int):
+        return channels
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels
+    raise pytest.UsageError(f"cannot tell how many image channels {type(model).__name__} takes: "
+                            "give it an `in_channels` attribute")
+
+
+# ----------------------------------------------------------------------------- the rounds
+
+def spread(samples: list[float]) -> dict:
+    """min, quartiles, max of the samples; ``notch``: the 95% interval of the median as a
+    fraction of it (1.57 IQR / sqrt(n) / median)."""
+    xs = sorted(samples)
+    n = len(xs)
+    if n == 1:
+        q1 = med = q3 = xs[0]
+    else:
+        q1, med, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    return {"n": n, "min": xs[0], "q1": q1, "median": med, "q3": q3, "max": xs[-1],
+            "iqr_rel": (q3 - q1) / med if med else 0.0,
+            "notch": 1.57 * (q3 - q1) / math.sqrt(n) / med if med else 0.0}
+
+
+@dataclass
+class CaseRounds:
+    """The interleaved rounds of one case (all its variants): the samples so far and the
+    decision, taken at the first item of a round, whether that round runs."""
+
+    kind: str
+    samples: dict = field(default_factory=dict)  # variant -> per-call seconds
+    timed_s: float = 0.0
+    decided: dict = field(default_factory=dict)  # round -> None (run) or the reason it is skipped
+    stopped: str | None = None
+
+    def skip_reason(self, round_: int, fixed: bool) -> str | None:
+        if round_ not in self.decided:
+            self.decided[round_] = None if fixed or round_ < MIN_ROUNDS else self._stop_reason(round_)
+            if self.decided[round_] and self.stopped is None:
+                self.stopped = self.decided[round_]
+        return None if fixed else (self.decided[round_] or self.stopped)
+
+    def _stop_reason(self, round_: int) -> str | None:
+        if self.stopped:
+            return self.stopped
+        if self.samples and all(spread(s)["notch"] <= STABLE_TOLERANCE for s in self.samples.values() if s):
+            return f"stable after {round_} rounds (every median within +-{STABLE_TOLERANCE:.0%})"
+        if self.timed_s >= CASE_BUDGET_S[self.kind]:
+            return f"time budget spent after {round_} rounds ({self.timed_s:.0f} s timed)"
+        return None
+
+    def add(self, variant: str, seconds: list[float]) -> None:
+        self.samples.setdefault(variant, []).extend(seconds)
+        self.timed_s += sum(seconds)
+
+
+ROUNDS: dict[tuple, CaseRounds] = {}
+
+
+def case_rounds(kind: str, case: tuple) -> CaseRounds:
+    return ROUNDS.setdefault((kind,) + tuple(case), CaseRounds(kind))
+
+
+def calls_for(kind: str, seconds_per_call: float) -> int:
+    return max(1, min(50, math.ceil(ITEM_TARGET_S[kind] / max(seconds_per_call, 1e-6))))
+
+
+def timed(benchmark, run, calls: int, rounds: CaseRounds, variant: str) -> None:
+    """``calls`` timed calls of ``run`` as one pytest-benchmark item, added to the case's
+    samples; the item records its samples and the machine's load."""
+    samples: list[float] = []
+    cpu: list[float] = []
+
+    def one():
+        start, cstart = time.perf_counter(), time.process_time()
+        run()
+        samples.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cstart)
+
+    benchmark.pedantic(one, rounds=calls, iterations=1, warmup_rounds=0)
+    rounds.add(variant, samples)
+    benchmark.extra_info.update(calls=calls, cpu_samples_s=[round(c, 5) for c in cpu],
+                                loadavg_1min=round(os.getloadavg()[0], 2))
+
+
+def machine_load() -> dict:
+    one, five, fifteen = os.getloadavg()
+    return {"loadavg": [round(one, 2), round(five, 2), round(fifteen, 2)], "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
 def authors_structure(model: nn.Module) -> nn.Module:
