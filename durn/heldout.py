@@ -43,6 +43,14 @@ CONDITIONS: dict[str, dict[str, str]] = {
     # read noise from the shot level, fixed white balance, no mosaic, 8-bit, no JPEG.
     "durn_p_real": {f"camera-shot{shot}": f"camera_noise:shot={shot},red_gain=2.1,blue_gain=1.7,bayer=0,jpeg=0"
                     for shot in ("0.001", "0.004", "0.012")},
+    # Rain streaks: light (one layer, sparse, faint, no veil) and heavy (up to three
+    # layers, dense, bright, with the veil of heavy rain); direction, depths and lengths
+    # seeded per image.
+    "durn_s": {"rain-light": "rain:density=0.001,brightness=0.4,layers=1,veil=0",
+               "rain-heavy": "rain:density=0.004,brightness=0.6,layers=3,veil=0.25"},
+    # Raindrops on glass: few and many drops per 256 x 256 pixels; sizes, focus and
+    # positions seeded per image.
+    "durn_s_p": {"drops-few": "raindrop:count=10", "drops-many": "raindrop:count=30"},
 }
 
 

@@ -29,7 +29,8 @@ from durn.heldout import CONDITIONS, measure_denoiser, measure_restorer
 from durn.weights.cards import results_table
 
 
-INPUT_NAMES = {"durn_us": "hazy input", "durn_u": "blurred input", "durn_p_real": "noisy input"}
+INPUT_NAMES = {"durn_us": "hazy input", "durn_u": "blurred input", "durn_p_real": "noisy input",
+               "durn_s": "rainy input", "durn_s_p": "raindrop input"}
 
 
 def durn_restorer(network, weights):

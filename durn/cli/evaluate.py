@@ -6,6 +6,10 @@ Examples::
         --data data/SOTS/indoor --dataset reside_sots --protocol authors --json sots.json
     durn evaluate --network durn_p --weights durn_p.pt --data photos/ --degrade gaussian:50 \\
         --protocol standard
+    durn evaluate --network durn_us --data photos/ --degrade haze --downstream mytask:classify
+
+``--downstream MODULE:FN`` also scores a callable of yours on the clean, degraded and
+restored images (the contract: ``durn/downstream.py``).
 
 Under ``torchrun --nproc_per_node N durn evaluate ...`` every process evaluates its own
 shard (every N-th image) and rank 0 gathers the results, prints and writes them.
@@ -45,6 +49,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic degradations (default 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--quiet", action="store_true", help="print only the mean, not every image")
+    parser.add_argument("--downstream", metavar="MODULE:FN",
+                        help="also score FN (a classifier or detector of yours: fn(images (N, C, H, W) in [0, 1]) -> "
+                             "(N, K) logits or a dict of N per-image metrics) on the clean, degraded and restored "
+                             "images; see docs/data.md")
 
 
 def _load_model(args, device):
@@ -117,6 +125,7 @@ def run(args) -> int:
     import durn
 
     from ..distributed import init_process_group, shutdown
+    from ..downstream import DownstreamError, evaluate_downstream, format_downstream, load_callable
     from ..evaluate import color_space_for, distributed_env, evaluate, format_table, shard_indices, write_json
     from ..metrics import PROTOCOLS
 
@@ -124,6 +133,12 @@ def run(args) -> int:
         raise UserError("--limit must be at least 1")
     if args.json_out and Path(args.json_out).exists() and not args.overwrite:
         raise UserError(f"{args.json_out} exists; pass --overwrite to replace it")
+    task = None
+    if args.downstream:
+        try:
+            task = load_callable(args.downstream)
+        except DownstreamError as err:
+            raise UserError(f"--downstream {err}") from None
     rank, world, local_rank = distributed_env()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda":
@@ -144,6 +159,14 @@ def run(args) -> int:
         if first is not None and first.shape[0] != model.in_channels:
             raise UserError(f"{args.network} takes {model.in_channels}-channel images; the dataset gives {first.shape[0]}")
         color_space = color_space_for(args.network, args.protocol, model.in_channels)
+        downstream = None
+        if task is not None:  # first: a callable that breaks the contract says so at the first image
+            try:
+                downstream = evaluate_downstream(task, model, dataset, device=device,
+                                                 indices=shard_indices(n, rank, world), spec=args.downstream,
+                                                 progress=rank == 0 and sys.stderr.isatty())
+            except DownstreamError as err:
+                raise UserError(f"--downstream {err}") from None
         start = time.perf_counter()
         result = evaluate(model, dataset, protocol=args.protocol, color_space=color_space, device=device,
                           indices=shard_indices(n, rank, world), progress=rank == 0 and sys.stderr.isatty())
@@ -153,6 +176,12 @@ def run(args) -> int:
             if rank == 0:
                 result.images = sorted((r for part, _ in gathered for r in part), key=lambda r: r["index"])
                 result.failed = sorted((r for _, part in gathered for r in part), key=lambda r: r["index"])
+            if downstream is not None:
+                parts = [None] * world if rank == 0 else None
+                dist.gather_object((downstream.kind, downstream.images), parts, dst=0)
+                if rank == 0:
+                    downstream.kind = next((kind for kind, _ in parts if kind is not None), None)
+                    downstream.images = sorted((r for _, part in parts for r in part), key=lambda r: r["index"])
         elapsed = time.perf_counter() - start
         if rank != 0:
             return 0
@@ -168,6 +197,8 @@ def run(args) -> int:
         if result.failed:
             k = len(result.failed)
             print(f"{k} image{'s' if k > 1 else ''} could not be read: not in the mean (see above)")
+        if downstream is not None:
+            print(format_downstream(downstream))
         if args.json_out:
             weights_name, weights_sha256 = weights.record()
             data = {
@@ -183,6 +214,8 @@ def run(args) -> int:
                 "mean": mean, "paper": {k: {"psnr": v[0], "ssim": v[1]} for k, v in durn.NETWORKS[args.network].results.items()},
                 "images": result.images, "failed": result.failed,
             }
+            if downstream is not None:
+                data["downstream"] = downstream.to_json()
             try:
                 path = write_json(args.json_out, data, overwrite=args.overwrite)
             except FileExistsError as err:
