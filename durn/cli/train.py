@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from ..nn.block import CONNECTIONS
 from . import UserError
 
 
@@ -37,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init", default=S, metavar="WEIGHTS",
                    help="start from these weights instead of a random initialisation (fine-tuning): a released "
                         "entry, 'default', 'authors' or a checkpoint file such as RUN/best.pt")
+    g.add_argument("--connection", default=S, choices=CONNECTIONS,
+                   help="the blocks' wiring (the paper's Fig. 1: dual residual, default; paired and separate "
+                        "shortcuts, for the Table 1 ablation: durn ablation)")
     g.add_argument("--identity-init", action="store_true", default=S,
                    help="start a fresh network as the identity (its last conv zeroed: output = input), so "
                         "early steps learn the correction instead of how to pass the image through")

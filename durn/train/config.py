@@ -37,6 +37,7 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None           # start from these weights (anything weights= accepts): fine-tuning
     identity_init: bool = False       # zero the tail's last conv: the network starts as the identity
+    connection: str = "dual"          # the blocks' wiring (paper Fig. 1; "paired", "separate": the Table 1 ablation)
     log_every: int = 10
     val_every: int = 500
     ckpt_every: int = 500
@@ -177,6 +178,10 @@ def validate(c: TrainConfig) -> None:
         raise ValueError(f"grad_clip must be >= 0, got {c.grad_clip}")
     if c.degrade is not None and c.degrade.startswith("gaussian"):
         parse_gaussian(c.degrade)
+    from ..nn.block import CONNECTIONS
+
+    if c.connection not in CONNECTIONS:
+        raise ValueError(f"connection must be one of {CONNECTIONS}, got {c.connection!r}")
     if c.identity_init and c.init:
         raise ValueError("identity_init starts from a fresh network as the identity; it cannot be combined with init")
     if c.schedule is not None and c.schedule not in SCHEDULE_OVERRIDES:

@@ -181,7 +181,7 @@ class Trainer:
         import durn
 
         torch.manual_seed(c.seed)  # initial weights depend on the seed only
-        model = durn.get_model(c.network)
+        model = durn.get_model(c.network, connection=c.connection)
         if c.init and not c.resume:  # a resumed run takes its weights from last.pt
             model.load_state_dict(durn.get_model(c.network, weights=c.init).state_dict())
         elif c.identity_init and not c.resume:
