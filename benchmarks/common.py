@@ -27,7 +27,7 @@ QUICK_NETWORK, QUICK_SIZE = "durn_p", 128  # the default run: one network, one s
 # +-STABLE_TOLERANCE (95% interval of a median: the boxplot notch, 1.57 IQR / sqrt(n)), or
 # the case's time budget (timed seconds, all variants) is spent, at most MAX_ROUNDS.
 MIN_ROUNDS, MAX_ROUNDS, STABLE_TOLERANCE = 3, 12, 0.03
-CASE_BUDGET_S = {"network": 30.0, "op": 5.0}
+CASE_BUDGET_S = {"network": 20.0, "op": 3.0}
 ITEM_TARGET_S = {"network": 0.3, "op": 0.1}  # timed calls per item: about this long (1-50 calls)
 
 
