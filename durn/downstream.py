@@ -193,24 +193,12 @@ def evaluate_downstream(fn: Callable, model: torch.nn.Module, dataset, *, device
     """Score ``fn`` on ``dataset[i]``'s ``"target"`` (clean), ``"input"`` (degraded) and
     ``model``'s restoration of the input (``durn.evaluate.restore_tensor``: the network's
     ``channel_order`` honoured), for ``i`` in ``indices`` (default: all)."""
-    from .data.images import ImageFileError
-    from .evaluate import restore_tensor
+    from .evaluate import dataset_items, restore_tensor
 
     spec = spec or getattr(fn, "__qualname__", repr(fn))
     result = DownstreamResult(spec)
     names = None
-    indices = list(range(len(dataset))) if indices is None else list(indices)
-    iterator = indices
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(indices, desc="downstream", unit="img", leave=False)
-    for i in iterator:
-        try:
-            item = dataset[i]
-        except ImageFileError as err:
-            result.failed.append({"index": i, "error": str(err)})
-            continue
+    for i, item in dataset_items(dataset, indices, failed=result.failed, progress=progress, desc="downstream"):
         clean, degraded = item["target"], item["input"]
         if clean.shape != degraded.shape:
             raise DownstreamError(f"{item['name']}: the clean image is {tuple(clean.shape)} and the degraded one "

@@ -77,31 +77,38 @@ class Evaluation:
         return out
 
 
+def dataset_items(dataset, indices=None, *, failed: list, progress: bool = False, desc: str = "evaluate"):
+    """``(i, dataset[i])`` for ``i`` in ``indices`` (default: all), with a progress bar if
+    asked; an item that cannot be read is recorded in ``failed`` and skipped."""
+    from .data.images import ImageFileError
+
+    indices = list(range(len(dataset))) if indices is None else list(indices)
+    iterator = indices
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(indices, desc=desc, unit="img", leave=False)
+    for i in iterator:
+        try:
+            item = dataset[i]
+        except ImageFileError as err:
+            failed.append({"index": i, "error": str(err)})
+            continue
+        yield i, item
+
+
 def evaluate(model: torch.nn.Module, dataset, *, protocol: str, color_space: str, device="cpu",
              indices=None, float_data: bool | None = None, progress: bool = False) -> Evaluation:
     """Restore ``dataset[i]["input"]`` for ``i`` in ``indices`` (default: all) and compare
     with ``"target"``; also measures the degraded input itself (``input_psnr``, ...).
     Items whose image files cannot be read are listed in ``failed`` (and left out of the
     means); the others are evaluated."""
-    from .data.images import ImageFileError
-
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {sorted(PROTOCOLS)}")
     if float_data is None:
         float_data = bool(getattr(dataset, "float_data", False))
-    indices = list(range(len(dataset))) if indices is None else list(indices)
     result = Evaluation(protocol, color_space)
-    iterator = indices
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(indices, desc="evaluate", unit="img", leave=False)
-    for i in iterator:
-        try:
-            item = dataset[i]
-        except ImageFileError as err:
-            result.failed.append({"index": i, "error": str(err)})
-            continue
+    for i, item in dataset_items(dataset, indices, failed=result.failed, progress=progress, desc="evaluate"):
         inp, tgt = item["input"], item["target"]
         start = time.perf_counter()
         out = restore_tensor(model, inp, device)
