@@ -224,8 +224,8 @@ def test_measure_restorer_scores_the_output_in_the_tasks_colour_space():
     assert torch.equal(seen[0], degraded(clean, "camera", spec))
     want = compare(seen[0] * 0.9, clean, protocol="authors", color_space="rgb")   # durn_us: the authors measured RGB
     assert got["camera/haze-beta1.2"]["psnr_authors"] == pytest.approx(float(want["psnr"]), abs=1e-4)
-    with pytest.raises(ValueError, match="no held-out conditions for 'durn_s'"):
-        measure_restorer(lambda x: x, "durn_s")
+    with pytest.raises(ValueError, match="no held-out conditions for 'durn_p'"):
+        measure_restorer(lambda x: x, "durn_p")
 
 
 def test_heldout_blur_is_one_path_at_two_lengths():
