@@ -348,3 +348,18 @@ def test_boolean_parameters_parse_strictly():
     assert make_degradation("camera_noise:srgb=true").srgb is True
     with pytest.raises(ValueError, match="0, 1, true or false"):
         make_degradation("camera_noise:srgb=maybe")
+
+
+def test_rain_veil_chance_leaves_a_fraction_of_heavy_rain_unveiled():
+    x = _photo(h=64, w=64, seed=3)
+    def lift(y):
+        d = (y - x).amax(0)
+        return float(d[d <= d.quantile(0.2)].mean())
+    rain = make_degradation("rain:density=0.004,layers=3,veil=0.3,veil_chance=0.5")
+    lifts = [lift(rain(x, _gen(s))) for s in range(40)]
+    unveiled = sum(v < 1e-6 for v in lifts)
+    assert 8 <= unveiled <= 32  # about half; binomial(40, 0.5) is in 8..32 with p > 1 - 1e-5
+    assert max(lifts) > 0.03
+    assert make_degradation("rain").veil_chance == 1.0  # the default keeps every earlier seed's rain
+    with pytest.raises(ValueError, match="veil_chance"):
+        make_degradation("rain:veil_chance=1.5")

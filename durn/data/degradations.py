@@ -517,7 +517,9 @@ class RainStreaks(Degradation):
     summed and screen-blended, ``I = 1 - (1 - J)(1 - S)``, so streaks brighten without
     saturating; heavy rain adds a veil (scattered light from the rain too small or far to
     resolve), a uniform screen layer of strength ``veil`` scaled by the layers' summed density (full at
-    :data:`HEAVY_RAIN_DENSITY`)."""
+    :data:`HEAVY_RAIN_DENSITY`), in a fraction ``veil_chance`` of the images (the rest have
+    none: rain photographed close, or light rain, shows no veil; a network trained only on
+    veiled rain learns to subtract a veil that is not there and darkens them)."""
     density: Range = Range(0.0005, 0.004)
     length: Range = Range(8.0, 30.0)
     angle: Range = Range(-30.0, 30.0)
@@ -526,7 +528,12 @@ class RainStreaks(Degradation):
     spread: float = 8.0
     width: Range = Range(0.3, 1.2)
     veil: Range = Range(0.0, 0.3)
+    veil_chance: float = 1.0
     name = "rain"
+
+    def __post_init__(self):
+        if not 0.0 <= self.veil_chance <= 1.0:
+            raise ValueError(f"rain veil_chance must be in [0, 1] (the fraction of images with a veil), got {self.veil_chance}")
 
     @property
     def margin(self) -> int:
@@ -556,6 +563,8 @@ class RainStreaks(Degradation):
             s, total = s + layer, total + density
         heaviness = min(1.0, total / HEAVY_RAIN_DENSITY)
         veil = self.veil.draw(g) * heaviness
+        if self.veil_chance < 1.0 and _uniform(g, 0, 1) >= self.veil_chance:
+            veil = 0.0
         s = (1 - (1 - s.clamp(0, 1)) * (1 - veil)).to(clean)
         return 1 - (1 - clean) * (1 - s)
 
