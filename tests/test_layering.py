@@ -24,7 +24,8 @@ LAYERS = {
     "restoration": ("durn.restoration",),
     "export": ("durn.export",),  # deployment files of the networks (models, weights)
     "train/evaluate": ("durn.train", "durn.data", "durn.evaluate", "durn.metrics", "durn.losses",
-                       "durn.distributed", "durn.heldout", "durn.explain", "durn.ablation", "durn.downstream"),
+                       "durn.distributed", "durn.heldout", "durn.explain", "durn.ablation", "durn.downstream",
+                       "durn.classical"),
     "cli": ("durn.cli", "durn.__main__"),
 }
 ORDER = list(LAYERS)
