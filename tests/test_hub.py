@@ -67,7 +67,7 @@ def test_hubconf_imports_no_compiled_or_triton_code():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", ["durn_p", "durn_us"])
+@pytest.mark.parametrize("name", ["durn_p", "durn_us", "durn_p_real"])
 def test_hub_pretrained_loads_the_released_weights_offline(name):
     import durn.weights
 

@@ -291,6 +291,25 @@ def test_released_durn_us_reproduces_its_model_card(one_thread):
     assert got["psnr_authors"] > entry.baselines["hazy input"][key]["psnr_authors"] + 1  # it dehazes
 
 
+@pytest.mark.skipif(not W.DEFAULTS.get("durn_p_real"), reason="no released durn_p_real weights")
+def test_released_durn_p_real_reproduces_its_model_card(one_thread):
+    """The card's camera / shot 0.004 numbers recomputed from the packaged file, with the
+    same tolerances as durn_p's, and the floor the release had to pass on that cell."""
+    optional_import("skimage")
+    from durn.evaluate import restore_tensor
+    from durn.heldout import measure_restorer
+
+    entry = W.default_weights("durn_p_real")
+    model = durn.durn_p_real(weights="default").eval()
+    key = "camera/camera-shot0.004"
+    got = measure_restorer(lambda x: restore_tensor(model, x, "cpu"), "durn_p_real", images=("camera",),
+                           conditions={"camera-shot0.004": CONDITIONS["durn_p_real"]["camera-shot0.004"]})[key]
+    card = entry.metrics[key]
+    for name in card:
+        assert got[name] == pytest.approx(card[name], abs=0.01 if name.startswith("psnr") else 1e-4), name
+    assert got["psnr_authors"] > entry.baselines["noisy input"][key]["psnr_authors"] + 3  # it denoises
+
+
 def test_released_files_ship_with_the_package():
     text = (REPO / "pyproject.toml").read_text()
     assert '"durn.weights" = ["released/*.pt"]' in text
