@@ -338,3 +338,26 @@ def test_leftovers_of_killed_writes_are_removed_on_resume_and_overwrite(tmp_path
         (run / name).unlink()
     quick(tmp_path, train_photos, **RULE)
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "last.pt", "log.jsonl"]
+
+
+def test_ema_warms_up_so_the_initial_weights_leave_the_average():
+    """d = min(decay, (1 + n) / (10 + n)): after 125 updates towards fixed weights the init's
+    share is 9! 125! / 134! (about 3e-14), where a fixed 0.995 would leave 0.995^125 = 53%."""
+    from durn.train.ema import EMA
+
+    model = torch.nn.Linear(3, 3)
+    ema = EMA(model, 0.995)
+    init = ema.module.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    for _ in range(125):
+        ema.update(model)
+    share = (model.weight - ema.module.weight).abs().max()  # init differs from the target by 1
+    assert ema.updates == 125 and share < 1e-6
+    assert torch.allclose(ema.module.weight, init + 1.0, atol=1e-6)
+    late = EMA(model, 0.995, updates=5000)  # past the warm-up: the plain decay
+    w = late.module.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    late.update(model)
+    assert torch.allclose(late.module.weight, w + 0.005, atol=1e-6)

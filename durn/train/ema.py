@@ -8,11 +8,17 @@ from torch import nn
 
 
 class EMA:
-    """``shadow = decay * shadow + (1 - decay) * weights`` after every optimiser step;
-    buffers (BatchNorm statistics) are copied. ``module`` is an eval-ready copy."""
+    """``shadow = d * shadow + (1 - d) * weights`` after every optimiser step, with
+    ``d = min(decay, (1 + n) / (10 + n))`` at the n-th update; buffers (BatchNorm
+    statistics) are copied. ``module`` is an eval-ready copy.
 
-    def __init__(self, model: nn.Module, decay: float):
+    The warm-up keeps the initial weights out of the average: at a fixed 0.995 they would
+    still hold 53% of it after 125 steps and 8% after 500, so a short run's validations
+    and best.pt would measure a blend with its random init."""
+
+    def __init__(self, model: nn.Module, decay: float, updates: int = 0):
         self.decay = decay
+        self.updates = updates
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
@@ -21,7 +27,9 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         src = [p for p in model.parameters() if p.requires_grad]
         dst = [p for p, q in zip(self.module.parameters(), model.parameters()) if q.requires_grad]
-        torch._foreach_lerp_(dst, src, 1.0 - self.decay)
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
+        torch._foreach_lerp_(dst, src, 1.0 - decay)
         for b_ema, b in zip(self.module.buffers(), model.buffers()):
             b_ema.copy_(b)
 

@@ -261,6 +261,7 @@ class Trainer:
             if "params_ema" not in ck:
                 raise ValueError("the run being resumed has no EMA weights; it was started without --ema")
             self.ema.load_state_dict(ck["params_ema"])
+            self.ema.updates = self.step  # one update per step
         if "grad_scaler" in ck and self.scaler.is_enabled():
             self.scaler.load_state_dict(ck["grad_scaler"])
         ckpt_io.set_rng_state(ck["rng"])
