@@ -361,3 +361,40 @@ def test_ema_warms_up_so_the_initial_weights_leave_the_average():
         model.weight.add_(1.0)
     late.update(model)
     assert torch.allclose(late.module.weight, w + 0.005, atol=1e-6)
+
+
+def test_unit_init_gives_every_conv_unit_variance_and_a_small_residual():
+    import durn
+    from durn.train.init import RESIDUAL_STD, unit_variance_init_
+
+    torch.manual_seed(0)
+    model = durn.durn_p_real()
+    x = torch.rand(2, 3, 40, 44)
+    outs = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: outs.__setitem__(n, float(o.std())))
+             for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model(x)
+    before = dict(outs)
+    unit_variance_init_(model, x)
+    with torch.no_grad():
+        model(x)
+    last = list(outs)[-1]
+    assert min(before.values()) < 0.5  # the default init shrinks the features
+    assert all(abs(v - 1) < 1e-3 for n, v in outs.items() if n != last), outs
+    assert abs(outs[last] - RESIDUAL_STD) < 1e-5
+    assert model.training  # left as it was
+
+
+def test_unit_init_runs_in_the_loop_and_refuses_init(tmp_path, train_photos):
+    """A --unit-init run starts near the identity (residual std 0.01): its first loss is
+    within a few times the noisy input's own, where the default init starts at 0.1."""
+    from durn.train import TrainConfig
+    from durn.train.config import validate
+
+    quick(tmp_path, train_photos, preset="durn_p_real", degrade="gaussian:20", steps=2, batch_size=2,
+          crop=32, lr=1e-4, unit_init=True, loss="l2", log_every=1)
+    first = read_log(tmp_path / "run")[0]["loss"]
+    assert first < 4 * (20 / 255) ** 2  # the noise alone costs 0.0062
+    with pytest.raises(ValueError, match="unit_init"):
+        validate(TrainConfig(preset="durn_p_real", out=str(tmp_path / "x"), unit_init=True, init="untrained"))

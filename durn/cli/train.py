@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--identity-init", action="store_true", default=S,
                    help="start a fresh network as the identity (its last conv zeroed: output = input), so "
                         "early steps learn the correction instead of how to pass the image through")
+    g.add_argument("--unit-init", action="store_true", default=S,
+                   help="rescale a fresh network's convs to unit output variance on real crops, the last to a "
+                        "small residual (for networks without norms: durn_p_real; use --lr 1e-4)")
 
     g = p.add_argument_group("data")
     g.add_argument("--data", default=S, metavar="DIR",

@@ -37,6 +37,7 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None           # start from these weights (anything weights= accepts): fine-tuning
     identity_init: bool = False       # zero the tail's last conv: the network starts as the identity
+    unit_init: bool = False           # scale each conv to unit output variance on real crops (durn.train.init)
     connection: str = "dual"          # the blocks' wiring (paper Fig. 1; "paired", "separate": the Table 1 ablation)
     log_every: int = 10
     val_every: int = 500
@@ -184,6 +185,8 @@ def validate(c: TrainConfig) -> None:
         raise ValueError(f"connection must be one of {CONNECTIONS}, got {c.connection!r}")
     if c.identity_init and c.init:
         raise ValueError("identity_init starts from a fresh network as the identity; it cannot be combined with init")
+    if c.unit_init and (c.init or c.identity_init):
+        raise ValueError("unit_init rescales a fresh network; it cannot be combined with init or identity_init")
     if c.schedule is not None and c.schedule not in SCHEDULE_OVERRIDES:
         raise ValueError(f"schedule must be one of {SCHEDULE_OVERRIDES}, got {c.schedule!r}")
     if c.loss is not None:

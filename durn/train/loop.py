@@ -186,6 +186,12 @@ class Trainer:
             model.load_state_dict(durn.get_model(c.network, weights=c.init).state_dict())
         elif c.identity_init and not c.resume:
             model.zero_residual_()
+        elif c.unit_init and not c.resume:
+            from .init import unit_variance_init_
+
+            # the first crops of the seeded stream, read by index: the loader's stream is untouched
+            items = [self.data.train[i, 0] for i in range(min(8, self.data.train_size))]
+            unit_variance_init_(model, torch.stack([item["input"] for item in items]).to(torch.float32))
         model.check_inputs = False  # the data is checked once; the checks would sync every step
         # DuRN.min_size is found by dry runs on first use; in train mode they bump BatchNorm's
         # num_batches_tracked, so find it now, in eval mode, before any state is loaded.
