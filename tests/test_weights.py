@@ -272,42 +272,28 @@ def test_released_durn_p_reproduces_its_model_card(one_thread):
     assert got["psnr_authors"] > noisy_psnr + 5  # it restores: far above the noisy input
 
 
-@pytest.mark.skipif(not W.DEFAULTS.get("durn_us"), reason="no released durn_us weights")
-def test_released_durn_us_reproduces_its_model_card(one_thread):
-    """The card's camera / haze beta 1.2 numbers recomputed from the packaged file, with the
-    same tolerances as durn_p's."""
+@pytest.mark.parametrize("network, condition, baseline, gain", [
+    ("durn_us", "haze-beta1.2", "hazy input", 1),         # it dehazes
+    ("durn_p_real", "camera-shot0.004", "noisy input", 3),  # it denoises: the release floor on that cell
+])
+def test_released_colour_network_reproduces_its_model_card(one_thread, network, condition, baseline, gain):
+    """One camera cell of the card recomputed from the packaged file, with the same
+    tolerances as durn_p's, and its gain over the degraded input."""
+    if not W.DEFAULTS.get(network):
+        pytest.skip(f"no released {network} weights")
     optional_import("skimage")
     from durn.evaluate import restore_tensor
     from durn.heldout import measure_restorer
 
-    entry = W.default_weights("durn_us")
-    model = durn.durn_us(weights="default").eval()
-    key = "camera/haze-beta1.2"
-    got = measure_restorer(lambda x: restore_tensor(model, x, "cpu"), "durn_us", images=("camera",),
-                           conditions={"haze-beta1.2": CONDITIONS["durn_us"]["haze-beta1.2"]})[key]
+    entry = W.default_weights(network)
+    model = durn.get_model(network, weights="default").eval()
+    key = f"camera/{condition}"
+    got = measure_restorer(lambda x: restore_tensor(model, x, "cpu"), network, images=("camera",),
+                           conditions={condition: CONDITIONS[network][condition]})[key]
     card = entry.metrics[key]
     for name in card:
         assert got[name] == pytest.approx(card[name], abs=0.01 if name.startswith("psnr") else 1e-4), name
-    assert got["psnr_authors"] > entry.baselines["hazy input"][key]["psnr_authors"] + 1  # it dehazes
-
-
-@pytest.mark.skipif(not W.DEFAULTS.get("durn_p_real"), reason="no released durn_p_real weights")
-def test_released_durn_p_real_reproduces_its_model_card(one_thread):
-    """The card's camera / shot 0.004 numbers recomputed from the packaged file, with the
-    same tolerances as durn_p's, and the floor the release had to pass on that cell."""
-    optional_import("skimage")
-    from durn.evaluate import restore_tensor
-    from durn.heldout import measure_restorer
-
-    entry = W.default_weights("durn_p_real")
-    model = durn.durn_p_real(weights="default").eval()
-    key = "camera/camera-shot0.004"
-    got = measure_restorer(lambda x: restore_tensor(model, x, "cpu"), "durn_p_real", images=("camera",),
-                           conditions={"camera-shot0.004": CONDITIONS["durn_p_real"]["camera-shot0.004"]})[key]
-    card = entry.metrics[key]
-    for name in card:
-        assert got[name] == pytest.approx(card[name], abs=0.01 if name.startswith("psnr") else 1e-4), name
-    assert got["psnr_authors"] > entry.baselines["noisy input"][key]["psnr_authors"] + 3  # it denoises
+    assert got["psnr_authors"] > entry.baselines[baseline][key]["psnr_authors"] + gain
 
 
 def test_released_files_ship_with_the_package():
