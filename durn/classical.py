@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .restoration.convert import LUMA
+
 
 def _box_mean(x: np.ndarray, radius: int) -> np.ndarray:
     """Mean over the (2r+1)^2 window clipped to the image (the guided filter's box filter)."""
@@ -62,7 +64,7 @@ def dark_channel_prior(hazy: torch.Tensor, *, patch: int = 15, omega: float = 0.
     airlight = flat[candidates[np.argmax(flat[candidates].sum(axis=1))]]
     airlight = np.maximum(airlight, 1e-3)
     transmission = 1 - omega * dark_channel(image / airlight, patch)
-    gray = image @ np.array([0.299, 0.587, 0.114])
+    gray = image @ np.array(LUMA)
     transmission = guided_filter(gray, transmission, radius, eps)
     t = np.maximum(transmission, t0)[..., None]
     out = (image - airlight) / t + airlight
