@@ -1,6 +1,7 @@
 """The six recipes as the spec states them, their conversion to steps, the sample stream,
 and how settings are resolved. No training here (see test_train_loop.py)."""
 import json
+import math
 
 import pytest
 
@@ -74,6 +75,22 @@ def test_cosine_schedule():
     assert all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] > 0
 
 
+def test_warmup_ramps_each_stage_then_follows_its_schedule():
+    stages = PRESETS["durn_s_p_raindrop"].stages  # two stages: each starts a fresh Adam
+    bare, warm = plan(stages, steps=400), plan(stages, steps=400, warmup=10)
+    first, second = warm.stages
+    assert [warm.lr_at(i) for i in range(3)] == pytest.approx([1e-5, 2e-5, 3e-5], rel=1e-12)
+    assert warm.lr_at(9) == bare.lr_at(9) == 1e-4             # full rate from the 10th step
+    assert all(warm.lr_at(i) == bare.lr_at(i) for i in range(9, first.steps))
+    assert warm.lr_at(second.start) == pytest.approx(bare.lr_at(second.start) / 10, rel=1e-12)
+    cosine = plan(PRESETS["durn_s_didmdn"].stages, steps=100, warmup=20)
+    lrs = [cosine.lr_at(i) for i in range(100)]
+    assert all(a < b for a, b in zip(lrs[:19], lrs[1:20]))    # rising through the warm-up
+    assert lrs[19] == pytest.approx(1e-4 * 0.5 * (1 + math.cos(math.pi * 19 / 100)), rel=1e-12)
+    with pytest.raises(ValueError, match="warmup"):
+        plan(stages, steps=10, warmup=-1)
+
+
 def test_compressed_recipe_keeps_fractions_and_every_stage():
     p = PRESETS["durn_s_p_raindrop"]
     pl = plan(p.stages, steps=2)
@@ -131,6 +148,8 @@ def test_config_resolution_and_errors(tmp_path):
         make_config({})
     with pytest.raises(ValueError, match="ema"):
         make_config({"out": "r", "ema": 1.5})
+    with pytest.raises(ValueError, match="warmup"):
+        make_config({"out": "r", "warmup": -5})
     with pytest.raises(ValueError, match="sigmas"):
         parse_gaussian("gaussian:a,b")
     f = tmp_path / "c.json"

@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", default=S, choices=("cosine", "constant"),
                    help="replace the recipe's learning-rate schedule (each stage keeps its base rate); "
                         "cosine suits short runs, whose compressed step milestones come too early")
+    g.add_argument("--warmup", type=int, default=S, metavar="N",
+                   help="raise the learning rate linearly over each stage's first N steps (networks without "
+                        "norms, durn_p_real: Adam's first full-rate steps kill their ReLUs)")
     g.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=S, help="random horizontal flips")
     g.add_argument("--reuse", type=int, default=S, metavar="K", help="optimiser steps per drawn batch")
     g.add_argument("--seed", type=int, default=S)

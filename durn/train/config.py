@@ -32,6 +32,7 @@ class TrainConfig:
     lr: float | None = None           # base learning rate of the first stage
     loss: str | None = None           # replaces every stage's loss
     schedule: str | None = None       # replaces every stage's schedule: "cosine" or "constant"
+    warmup: int = 0                   # linear learning-rate warm-up over each stage's first steps
     hflip: bool | None = None
     reuse: int | None = None          # optimiser steps per drawn batch
     seed: int = 0
@@ -187,6 +188,8 @@ def validate(c: TrainConfig) -> None:
         raise ValueError("identity_init starts from a fresh network as the identity; it cannot be combined with init")
     if c.unit_init and (c.init or c.identity_init):
         raise ValueError("unit_init rescales a fresh network; it cannot be combined with init or identity_init")
+    if c.warmup < 0:
+        raise ValueError(f"warmup must be at least 0 steps, got {c.warmup}")
     if c.schedule is not None and c.schedule not in SCHEDULE_OVERRIDES:
         raise ValueError(f"schedule must be one of {SCHEDULE_OVERRIDES}, got {c.schedule!r}")
     if c.loss is not None:

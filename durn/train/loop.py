@@ -174,7 +174,7 @@ class Trainer:
         self.plan: Plan = plan(
             _overridden(c.preset_obj.stages, loss=c.loss, schedule=c.schedule),
             dataset_size=self.data.train_size, batch_size=c.global_batch, reuse=c.steps_per_batch,
-            steps=c.steps, lr=c.lr,
+            steps=c.steps, lr=c.lr, warmup=c.warmup,
         )
         self.total = self.plan.total_steps
 

@@ -163,8 +163,12 @@ class StagePlan:
     lr: float
     milestones: tuple[int, ...] = ()   # steps from the start of the stage
     gamma: float = 0.1
+    warmup: int = 0                    # the stage's first steps ramp the rate up linearly
 
     def lr_at(self, step_in_stage: int) -> float:
+        return self._scheduled(step_in_stage) * min(1.0, (step_in_stage + 1) / self.warmup if self.warmup else 1.0)
+
+    def _scheduled(self, step_in_stage: int) -> float:
         if self.kind == "constant":
             return self.lr
         if self.kind == "step":
@@ -216,10 +220,15 @@ def _split(total: int, weights: list[float]) -> list[int]:
 
 
 def plan(stages: tuple[Stage, ...], *, dataset_size: int | None = None, batch_size: int | None = None,
-         reuse: int = 1, steps: int | None = None, lr: float | None = None) -> Plan:
+         reuse: int = 1, steps: int | None = None, lr: float | None = None, warmup: int = 0) -> Plan:
     """Turn a recipe's stages (in epochs) into steps; see the module docstring.
 
-    ``lr`` overrides the first stage's base learning rate (later stages keep theirs)."""
+    ``lr`` overrides the first stage's base learning rate (later stages keep theirs).
+    ``warmup``: each stage's rate rises linearly over its first ``warmup`` steps (from
+    ``lr / warmup``), multiplying its schedule; each stage starts a fresh Adam, whose
+    first steps move every weight by about the rate whatever its gradient."""
+    if warmup < 0:
+        raise ValueError(f"warmup must be at least 0 steps, got {warmup}")
     if steps is None:
         if not dataset_size or not batch_size:
             raise ValueError("the full recipe needs the training set size and the batch size (or give steps)")
@@ -236,6 +245,6 @@ def plan(stages: tuple[Stage, ...], *, dataset_size: int | None = None, batch_si
         per_epoch = spe if steps is None else n / stage.epochs
         milestones = tuple(round(m * per_epoch) for m in sch.milestones)
         base = lr if (lr is not None and i == 0) else sch.lr
-        out.append(StagePlan(i, start, n, stage.loss, sch.kind, base, milestones, sch.gamma))
+        out.append(StagePlan(i, start, n, stage.loss, sch.kind, base, milestones, sch.gamma, warmup))
         start += n
     return Plan(tuple(s for s in out if s.steps > 0), spe)
