@@ -81,6 +81,7 @@ SPECS: dict[str, NetworkSpec] = {
             authors_keys=tuple(keys.p_family_keys("P")),
             authors_archive=(("RealNoiseHKPoly", "DuRN_P_no_norm_model.pt"),),
             preset="durn_p_real",
+            default_weights="durn_p_real.photos_camera_noise",
         ),
         NetworkSpec(
             "durn_u", build_durn_u, "DuRN-U", "motion blur removal, RGB", 12_856_579, "instance norm",
