@@ -48,8 +48,8 @@ CONDITIONS: dict[str, dict[str, str]] = {
     # seeded per image.
     "durn_s": {"rain-light": "rain:density=0.001,brightness=0.4,layers=1,veil=0",
                "rain-heavy": "rain:density=0.004,brightness=0.6,layers=3,veil=0.25"},
-    # Raindrops on glass: few and many drops per 256 x 256 pixels; sizes, focus and
-    # positions seeded per image.
+    # Raindrops on glass: few and many drops (10 and 30 on each photo: the count is per
+    # 256-pixel frame at the photo's own scale); sizes, focus and positions seeded per image.
     "durn_s_p": {"drops-few": "raindrop:count=10", "drops-many": "raindrop:count=30"},
 }
 

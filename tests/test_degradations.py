@@ -165,11 +165,39 @@ def test_raindrops_are_local_soft_and_refract():
     assert small.any()
 
 
+def _changed(spec, x, seeds=range(6)):
+    d = make_degradation(spec)
+    return sum(float(((d(x, _gen(s)) - x).abs().amax(0) > 0.02).float().mean()) for s in seeds) / len(seeds)
+
+
+def test_raindrop_coverage_does_not_depend_on_resolution():
+    # The same framing at twice the resolution: drops twice as large, the same number of
+    # them, so the same fraction of the photo covered (it used to be 4x at 512 px).
+    small = _photo(h=128, w=128, seed=3)
+    large = torch.nn.functional.interpolate(small[None], scale_factor=2, mode="bilinear")[0]
+    a, b = _changed("raindrop:count=20", small), _changed("raindrop:count=20", large)
+    assert 0.03 < a < 0.5 and 0.6 < b / a < 1.6
+
+
+def test_raindrop_scale_gives_a_crop_its_photos_drops():
+    crop = _photo(h=128, w=128, seed=4)
+    # one drop (count 1 per frame rounds up to 1): at the scale of a 512 px photo it is
+    # 4x wider than the crop's own scale (0.5) makes it, so about 16x the area
+    own, photo = _changed("raindrop:count=1", crop, range(8)), _changed("raindrop:count=1,scale=2", crop, range(8))
+    assert photo > 6 * own
+    # many drops: the photo's scale gives the crop the photo's coverage, not 1/4 of it
+    assert 0.6 < _changed("raindrop:count=20,scale=2", crop) / _changed("raindrop:count=20", crop) < 1.6
+    assert make_degradation("raindrop:scale=1..2").scale == Range(1, 2)
+    for bad in ["raindrop:scale=-1", "raindrop:scale=0..2"]:
+        with pytest.raises(ValueError, match="raindrop scale"):
+            make_degradation(bad)
+
+
 def test_make_degradation_specs():
     assert make_degradation("gaussian:30,50,70").sigmas == (30.0, 50.0, 70.0)
     b = make_degradation("blur:kernel_size=41,length=0.3..0.9")
     assert b.kernel_size == 41 and b.length == Range(0.3, 0.9) and b.margin == 20
-    for spec in ["gaussian:15", "blur", "haze:beta=1..1.5", "rain:angle=-10..10", "raindrop"]:
+    for spec in ["gaussian:15", "blur", "haze:beta=1..1.5", "rain:angle=-10..10", "raindrop", "raindrop:scale=1..2"]:
         d = make_degradation(spec)
         assert make_degradation(d.spec) == d
     assert make_degradation("rain:angle=-10..10").angle == Range(-10, 10)

@@ -581,7 +581,14 @@ class Raindrops(Degradation):
     focal plane), slightly brighter, with a darker rim where light is reflected away,
     blended in by a soft mask. A fraction ``elongated`` of the drops run down the glass
     (stretched vertically) and a fraction ``cluster`` land touching the previous drop, the
-    two merging. ``count`` drops per 256 x 256 pixels."""
+    two merging. ``count`` drops per 256 x 256 pixels at scale 1.
+
+    ``scale`` is the size of the drops, in units of the 256-pixel frame their radii are
+    given for: 0 (the default) takes it from the image (its shorter side / 256), so a
+    photo shows the same drops, covering the same fraction of it, at any resolution. A
+    crop cut from a photo is smaller than the photo: give its photo's scale (or a range,
+    drawn per image), otherwise the crop gets the small, sparse drops of a small image.
+    The drop count follows the area in that frame: ``count * h * w / (256 * scale)**2``."""
     count: Range = Range(8.0, 30.0)
     radius: Range = Range(4.0, 16.0)
     magnification: Range = Range(1.5, 3.0)
@@ -589,7 +596,13 @@ class Raindrops(Degradation):
     size_skew: float = 1.6
     elongated: float = 0.15
     cluster: float = 0.25
+    scale: Range = Range(0.0, 0.0)
     name = "raindrop"
+
+    def __post_init__(self):
+        if self.scale.lo < 0 or (self.scale.lo == 0 < self.scale.hi):
+            raise ValueError(f"raindrop scale must be 0 (from the image) or a positive number or range, "
+                             f"got {self.scale}")
 
     def _radius(self, g: torch.Generator) -> float:
         lo, hi = self.radius.lo, self.radius.hi
@@ -597,8 +610,8 @@ class Raindrops(Degradation):
 
     def apply(self, clean, g):
         c, h, w = clean.shape
-        scale = max(min(h, w) / 256.0, 0.25)
-        n = max(1, int(round(self.count.draw(g) * h * w / 256.0**2)))
+        scale = self.scale.draw(g) if self.scale.hi > 0 else max(min(h, w) / 256.0, 0.25)
+        n = max(1, int(round(self.count.draw(g) * h * w / (256.0 * scale) ** 2)))
         yy = torch.arange(h, dtype=torch.float64).view(h, 1)
         xx = torch.arange(w, dtype=torch.float64).view(1, w)
         src_x = xx.expand(h, w).clone()
