@@ -6,8 +6,9 @@
 The queue file is JSON: ``{"runs": [{"name": ..., "args": [...]}, ...]}``, each run a
 ``durn train`` command line (without ``--out``, ``--resume`` or ``--overwrite``) whose
 ``--steps`` is fixed up front, because the learning-rate schedule depends on it.
-``{photos}`` in an argument is replaced by ``--photos``. Run ``NAME`` lives in
-``RUNS/NAME``.
+``{photos}`` in an argument is replaced by ``--photos`` and ``{runs}`` by ``--runs`` (so a
+run can start from another run's weights: ``--init {runs}/OTHER/best.pt``). Run ``NAME``
+lives in ``RUNS/NAME``.
 
 Each run is, in queue order:
 
@@ -175,7 +176,7 @@ def run_one(run, folder, args, parser, lock, started) -> int | None:
             if args.photos is None:
                 parser.error(f"run {run['name']!r} uses {{photos}}: give --photos")
             a = a.replace("{photos}", os.fspath(args.photos))
-        train_args.append(a)
+        train_args.append(a.replace("{runs}", os.fspath(args.runs)))
     extra = {"started": ["--resume"], "stuck": ["--overwrite"], "new": []}[state]
     command = [sys.executable, "-m", "durn", "train", *train_args, "--out", os.fspath(folder), *extra,
                "--no-progress"]

@@ -122,6 +122,19 @@ def test_queue_restarts_a_run_killed_before_its_first_checkpoint(tmp_path, train
     assert torch.load(runs / "only" / "last.pt", weights_only=True)["step"] == 1
 
 
+def test_queue_run_starts_from_another_runs_weights(tmp_path, train_photos):
+    """``{runs}`` is the queue's run folder: a fine-tuning run names an earlier run's weights."""
+    tuned = _tiny_run("tuned", 1)
+    tuned["args"] += ["--init", "{runs}/base/last.pt"]
+    queue = _queue(tmp_path, [_tiny_run("base", 1), tuned])
+    runs = tmp_path / "runs"
+    done = subprocess.run(_queue_command(queue, runs, train_photos), capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"--init {runs / 'base' / 'last.pt'}" in done.stdout
+    assert torch.load(runs / "tuned" / "last.pt", weights_only=True)["step"] == 1
+
+
 def test_two_queues_share_a_file_without_running_one_run_twice(tmp_path, train_photos):
     """A run another queue holds (its lock taken) is skipped and shown as running."""
     queue = _queue(tmp_path, [_tiny_run("held", 2), _tiny_run("free", 1)])
