@@ -101,7 +101,7 @@ def hold(runs: Path, name: str):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("queue", type=Path, help="the queue file (JSON)")
-    parser.add_argument("--runs", type=Path, default=Path("../runs"), help="folder of the run folders (default ../runs)")
+    parser.add_argument("--runs", type=Path, default=Path("../runs"), help="folder of the run folders (default ../runs); replaces {runs} in the runs' arguments")
     parser.add_argument("--photos", type=Path, help="replaces {photos} in the runs' arguments")
     parser.add_argument("--nice", type=int, default=5,
                         help="niceness of the queue and its trainings (default 5: lower than interactive work, but "
