@@ -66,21 +66,16 @@ def haze_with_transmission(clean: torch.Tensor, generator: torch.Generator,
     what ``make_degradation(haze)(clean, generator)`` gives (same draws, same values, and
     the generator advanced alike), and the transmission ``t`` (H, W) of ``I = J t + A (1 - t)``.
 
-    The transmission is read from the degradation itself: with the generator's state
-    replayed, hazing an all-ones and an all-zeros image (in float64) gives
-    ``t + A (1 - t)`` and ``A (1 - t)``, whose difference is ``t``. No formula is copied,
-    so it stays the degradation's own."""
+    The transmission is the degradation's own (:meth:`~durn.data.degradations.Haze.scattering`)."""
     haze = make_degradation(haze)
     if not isinstance(haze, Haze):
         raise ValueError(f"haze_with_transmission needs a haze degradation, got {haze.spec!r}")
     state = generator.get_state()
     hazed = haze(clean, generator)
-    replay = []
-    for value in (1.0, 0.0):
-        g = torch.Generator()
-        g.set_state(state)
-        replay.append(haze(torch.full(clean.shape, value, dtype=torch.float64), g))
-    t = (replay[0] - replay[1])[0]
+    replay = torch.Generator()
+    replay.set_state(state)
+    t, _ = haze.scattering(clean, replay)
+    t = t[0]
     return hazed, t.to(torch.float32)
 
 

@@ -29,14 +29,17 @@ SIGMAS = (30, 50, 70)
 PROTOCOLS = ("authors", "standard")
 
 # Per network (other than durn_p): condition label -> degradation spec. Haze: three
-# strengths from RESIDE's scattering range, fixed airlight and depth range.
+# strengths from RESIDE's scattering range, fixed airlight and depth range, with the
+# scene-blind depth proxy and a neutral airlight (scene=0,hue=0,thick=0: the card's haze is
+# bit for bit what it was before the generator learnt those, so cards stay comparable).
 # Blur: camera shake and straight linear motion, each over 9 and 18 pixels (a fraction
 # 0.3 / 0.6 of the 31-pixel kernel), with sensor noise of sigma 1 and 8-bit rounding, no JPEG;
 # the seed per image makes both strengths the same trajectory (or direction), scaled.
 _BLUR = "camera_blur:{kind},length={length},noise=1,jpeg=0"
 _BLUR_KINDS = {"shake": "shake=1,linear=0,defocus=0", "linear": "shake=0,linear=1,defocus=0"}
 CONDITIONS: dict[str, dict[str, str]] = {
-    "durn_us": {f"haze-beta{b}": f"haze:beta={b},airlight=0.85,near=0.1,far=1.2" for b in ("0.8", "1.2", "1.6")},
+    "durn_us": {f"haze-beta{b}": f"haze:beta={b},airlight=0.85,near=0.1,far=1.2,scene=0,hue=0,thick=0"
+                for b in ("0.8", "1.2", "1.6")},
     "durn_u": {f"{kind}-{px}px": _BLUR.format(kind=weights, length=length)
                for kind, weights in _BLUR_KINDS.items() for px, length in ((9, "0.3"), (18, "0.6"))},
     # Camera noise at three shot levels (about ISO 400, 1600 and 6400 on a phone sensor),

@@ -90,7 +90,7 @@ def test_motion_blur_keeps_flat_images_and_removes_detail():
 
 
 def test_haze_follows_the_scattering_model():
-    haze = Haze()
+    haze = Haze(scene=Range(0.0, 0.0))  # scene-blind depth: t does not depend on the photo
     j1, j2 = _photo(seed=1), _photo(seed=2)
     i1, i2 = haze(j1, _gen(3)), haze(j2, _gen(3))
     # I = J t + A (1 - t) with t and A from the generator only:
@@ -112,6 +112,52 @@ def test_haze_follows_the_scattering_model():
     assert ((a.mean(1) > 0.67) & (a.mean(1) <= 1.0)).all()
     # farther (top) is hazier: more airlight on a black scene
     assert black[:, :10].mean() > black[:, -10:].mean()
+
+
+def _transmission(hazy, clean, airlight):
+    """t = (I - A) / (J - A), per pixel, of a hazy gray-valued photo with a known airlight."""
+    return ((hazy - airlight) / (clean - airlight))[0]
+
+
+def test_haze_depth_follows_the_photos_edges():
+    clean = torch.full((3, 64, 64), 0.2)
+    clean[:, :, 32:] = 0.6  # a dark object left, a bright one right: an edge at column 32
+    spec = "haze:beta=1,airlight=0.9,near=0.2,far=1.2,tint=0,hue=0,thick=0,scene={}"
+    for share, expect_edge in ((0, False), (1, True)):
+        t = _transmission(make_degradation(spec.format(share))(clean, _gen(3)), clean, 0.9)
+        step = (t[:, 1:] - t[:, :-1]).abs().mean(0)  # mean change from one column to the next
+        elsewhere = torch.cat([step[:24], step[40:]]).mean()
+        if expect_edge:
+            assert step[31] > 5 * elsewhere   # depth jumps at the edge (measured 7.8x)
+        else:
+            assert step[31] < 2 * elsewhere   # the scene-blind proxy ignores the edge (1.4x)
+
+
+def test_haze_airlight_colour_and_thick_haze():
+    black, white = torch.zeros(3, 40, 48), torch.ones(3, 40, 48)
+    # hue: + warms the airlight (red up, blue down), - cools it
+    for hue in (0.08, -0.06):
+        h = make_degradation(f"haze:airlight=0.8,tint=0,hue={hue},thick=0")
+        i0, i1 = h(black, _gen(1)), h(white, _gen(1))
+        a = (i0 / (1 - i1 + i0)).flatten(1).mean(1)
+        assert torch.allclose(a, torch.tensor([0.8 + hue, 0.8 + 0.2 * hue, 0.8 - hue]), atol=1e-4)
+    # thick haze: near >= 0.4 and beta in the upper half of 0.6..1.8, so t = I1 - I0 stays
+    # under exp(-1.2 * 0.4) everywhere; without it near objects stay clear (t = exp(-0.6 * 0.05))
+    for seed in range(5):
+        thick = make_degradation("haze:beta=0.6..1.8,near=0.05,thick=1")
+        assert (thick(white, _gen(seed)) - thick(black, _gen(seed))).max() <= math.exp(-0.48) + 1e-5
+    clear = make_degradation("haze:beta=0.6,near=0.05,far=1,thick=0,scene=0")
+    assert (clear(white, _gen(0)) - clear(black, _gen(0))).max() > 0.95
+    # a fixed beta stays fixed in thick haze (only near moves): t >= exp(-0.6 * far)
+    fixed = make_degradation("haze:beta=0.6,far=1,thick=1,scene=0")
+    assert (fixed(white, _gen(0)) - fixed(black, _gen(0))).min() >= math.exp(-0.6 * 1.4) - 1e-5
+
+
+def test_haze_shares_are_checked():
+    with pytest.raises(ValueError, match="thick must be in"):
+        make_degradation("haze:thick=1.5")
+    with pytest.raises(ValueError, match="scene must be within"):
+        make_degradation("haze:scene=0..1.2")
 
 
 def test_haze_parameters_from_spec():

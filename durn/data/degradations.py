@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..restoration.convert import LUMA
+
 __all__ = [
     "DEGRADATIONS", "CameraBlur", "CameraNoise", "Degradation", "GaussianNoise", "Haze", "MotionBlur", "RainStreaks",
     "Raindrops", "add_gaussian_noise", "make_degradation",
@@ -455,18 +457,42 @@ class Haze(Degradation):
 
     No depth is known, so ``d`` is a proxy: a vertical ramp (scenes recede towards the top)
     with a random tilt, mixed with a smooth random field, normalised to [0, 1] and mapped to
-    [near, far] (drawn per image from ``near`` and ``far``). ``beta`` and the airlight ``A``
-    are drawn per image from RESIDE's ranges (beta 0.6-1.8, A 0.7-1.0); A gets a slight
-    random tint per channel. Applied to the sRGB values, as RESIDE does.
+    [near, far] (drawn per image from ``near`` and ``far``). A fraction ``scene`` (drawn per
+    image) of the proxy follows the scene: the proxy smoothed by a guided filter with the
+    photo's luma as guide, so depth changes at the photo's edges (an object stands in front
+    of what is behind it) instead of across them. ``beta`` and the airlight ``A`` are drawn
+    per image from RESIDE's ranges (beta 0.6-1.8, A 0.7-1.0); ``A`` gets a colour along the
+    warm-cool axis (``hue``: + adds red and takes blue, the yellow-brown of smog and dust;
+    - the blue of distant haze) and a slight random ``tint`` per channel. A fraction
+    ``thick`` of the images is thick haze: near raised to 0.4-0.8 and beta drawn from the
+    upper half of its range (at the default range, at least 1.2: even the nearest objects
+    keep under 62% of their contrast). Applied to the sRGB
+    values, as RESIDE does.
     """
     beta: Range = Range(0.6, 1.8)
     airlight: Range = Range(0.7, 1.0)
     near: Range = Range(0.05, 0.3)
     far: Range = Range(0.9, 1.5)
     tint: float = 0.03
+    scene: Range = Range(0.0, 0.8)
+    hue: Range = Range(-0.06, 0.08)
+    thick: float = 0.25
     name = "haze"
 
+    def __post_init__(self):
+        if not 0.0 <= self.thick <= 1.0:
+            raise ValueError(f"haze thick must be in [0, 1] (the fraction of images in thick haze), got {self.thick}")
+        if not (0.0 <= self.scene.lo and self.scene.hi <= 1.0):
+            raise ValueError(f"haze scene must be within [0, 1] (the share of depth that follows the photo), got {self.scene}")
+
+    def __post_init__(self):
+        if not 0.0 <= self.thick <= 1.0:
+            raise ValueError(f"haze thick must be in [0, 1] (the fraction of images in thick haze), got {self.thick}")
+        if not (0.0 <= self.scene.lo and self.scene.hi <= 1.0):
+            raise ValueError(f"haze scene must be within [0, 1] (the share of depth that follows the photo), got {self.scene}")
+
     def depth(self, h: int, w: int, g: torch.Generator) -> torch.Tensor:
+        """The scene-blind depth proxy in [0, 1] (1: far), float64."""
         ys = torch.linspace(1, 0, h, dtype=torch.float64).view(h, 1)   # 1 at the top (far)
         xs = torch.linspace(-0.5, 0.5, w, dtype=torch.float64).view(1, w)
         tilt = math.tan(math.radians(_uniform(g, -20, 20)))
@@ -474,18 +500,46 @@ class Haze(Degradation):
         cells = torch.randn(1, 1, 4, 4, generator=g, dtype=torch.float64)
         field = F.interpolate(cells, size=(h, w), mode="bicubic", align_corners=True)[0, 0]
         d = 0.7 * ramp + 0.3 * field
-        d = (d - d.min()) / (d.max() - d.min()).clamp(min=1e-9)
-        return d.float()
+        return (d - d.min()) / (d.max() - d.min()).clamp(min=1e-9)
 
-    def apply(self, clean, g):
+    @staticmethod
+    def follow_scene(d: torch.Tensor, clean: torch.Tensor, share: float) -> torch.Tensor:
+        """``d`` with a ``share`` of it replaced by ``d`` guided-filtered by ``clean``'s luma."""
+        if share <= 0:
+            return d
+        from ..classical import guided_filter
+
+        c, h, w = clean.shape
+        luma = clean.detach().double().cpu()
+        luma = (luma * torch.tensor(LUMA, dtype=torch.float64).view(3, 1, 1)).sum(0) if c == 3 else luma[0]
+        radius = max(2, min(h, w) // 16)
+        follows = torch.from_numpy(guided_filter(luma.numpy(), d.numpy(), radius, 1e-3))
+        return ((1 - share) * d + share * follows).clamp(0, 1)
+
+    def scattering(self, clean: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The transmission ``t`` (1, H, W) and airlight ``A`` (C, 1, 1) drawn for ``clean``."""
+        # The draws of the scene-blind model come first and in their old order, so a spec
+        # with scene=0,hue=0,thick=0 makes exactly the haze it made before those existed.
         c, h, w = clean.shape
         near, far = self.near.draw(g), self.far.draw(g)
-        d = (near + (far - near) * self.depth(h, w, g)).to(clean)
+        d = self.depth(h, w, g)
         beta = self.beta.draw(g)
         a = self.airlight.draw(g)
         tint = _uniform(g, -self.tint, self.tint, 3) if c == 3 else torch.zeros(1, dtype=torch.float64)
+        d = self.follow_scene(d, clean, self.scene.draw(g))
+        hue = self.hue.draw(g)
+        if c == 3:
+            tint = tint + hue * torch.tensor([1.0, 0.2, -1.0], dtype=torch.float64)
+        if self.thick > 0 and _uniform(g, 0, 1) < self.thick:
+            near = _uniform(g, 0.4, 0.8)
+            beta = max(beta, _uniform(g, (self.beta.lo + self.beta.hi) / 2, self.beta.hi))
+            far = max(far, near + 0.4)
+        d = (near + (far - near) * d.float()).to(clean)
         airlight = (a + tint).clamp(0, 1).to(clean).view(c, 1, 1)
-        t = torch.exp(-beta * d)[None]
+        return torch.exp(-beta * d)[None], airlight
+
+    def apply(self, clean, g):
+        t, airlight = self.scattering(clean, g)
         return clean * t + airlight * (1 - t)
 
 
