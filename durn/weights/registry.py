@@ -134,7 +134,7 @@ DURN_P_PHOTOS_GAUSSIAN = Weights(
 
 _DURN_US_RECIPE = (
     "python scripts/make_training_photos.py PHOTOS",
-    "durn train --preset durn_us_reside --data PHOTOS/train --val-data PHOTOS/val --degrade haze "
+    "durn train --preset durn_us_reside --data PHOTOS/train --val-data PHOTOS/val --degrade haze:scene=0,hue=0,thick=0 "
     "--steps 2000 --batch-size 4 --crop 128 --schedule cosine --val-every 250 --ckpt-every 25 --log-every 10 "
     "--out RUN",
     "python scripts/release_weights.py RUN/best.pt --network durn_us --name durn_us.photos_haze",
