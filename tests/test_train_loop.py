@@ -398,3 +398,32 @@ def test_unit_init_runs_in_the_loop_and_refuses_init(tmp_path, train_photos):
     assert first < 4 * (20 / 255) ** 2  # the noise alone costs 0.0062
     with pytest.raises(ValueError, match="unit_init"):
         validate(TrainConfig(preset="durn_p_real", out=str(tmp_path / "x"), unit_init=True, init="untrained"))
+
+
+def test_bf16_training_validates_in_float32(tmp_path, train_photos):
+    """A bf16 run trains in autocast but scores validation in float32, as the cards measure
+    released weights: the same weights validate to the same numbers at either precision."""
+    from durn import distributed as D
+
+    scores = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        settings = dict(out=str(tmp_path / precision), data=str(train_photos), preset="durn_s",
+                        degrade="rain", steps=2, batch_size=1, crop=16, val_every=0, progress=False,
+                        precision=precision, val_crop=32, val_images=2)
+        trainer = Trainer(resolve_settings(settings)[0], D.Dist())
+        trainer.setup()
+        assert trainer.precision == precision
+        scores[precision] = trainer.validate()
+    # bf16 would have moved the score: the network's output in autocast is not float32's
+    x = next(iter(trainer.data.val))["input"][None]
+    model = trainer.model.eval()
+    with torch.no_grad():
+        full = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    assert (low.float() - full).abs().max() > 1e-4
+    assert scores["bf16"] == scores["fp32"]
+    result = quick(tmp_path, train_photos, name="run", preset="durn_s", degrade="rain", precision="bf16",
+                   batch_size=1, steps=2)
+    assert result.step == 2 and all(math.isfinite(r["loss"]) for r in read_log(tmp_path / "run"))
