@@ -12,7 +12,18 @@ Sources (none is committed; each is read from its installed package):
 * BBC's ``vc2-conformance-data`` (``pip install vc2-conformance-data``): three 4256x2832
   16-bit photos, halved by 2x2 averaging (which also lowers their sensor noise).
 
-Missing sources are skipped with a message. Existing files are left as they are
+* Debian's ``mate-backgrounds`` (GPL-2+), ``lomiri-wallpapers-16.04`` and
+  ``lomiri-wallpapers-20.04`` (CC-BY-4.0 / CC-BY-SA-4.0, the photographers named in the
+  file names): 25 photographs (``apt install mate-backgrounds lomiri-wallpapers-16.04
+  lomiri-wallpapers-20.04``), no renders or graphics. Two MATE photos are left out on
+  purpose: ``Storm.jpg`` is motion-blurred and ``RainDrops.jpg`` is covered in water drops,
+  which would teach the deblurring and raindrop networks to keep them. Photos with a short
+  side of 2,000 pixels or more are shrunk by 2x2 (or 3x3) averaging, which also averages
+  away most of their JPEG artefacts and sensor noise.
+
+``--sources`` picks which to read (default: all of them). The weights released before the
+wallpapers were added were trained on ``--sources skimage,opencv,vc2`` (35 training
+photos); the validation photos are the same either way. Missing sources are skipped with a message. Existing files are left as they are
 (nothing is overwritten); ``manifest.json`` lists every photo with its source and hash.
 """
 from __future__ import annotations
@@ -38,6 +49,19 @@ OPENCV = ("aero1.jpg", "aero3.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "bas
           "fruits.jpg", "graf1.png", "home.jpg", "leuvenA.jpg", "messi5.jpg", "orange.jpg",
           "rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "stuff.jpg", "left01.jpg")
 VC2 = ("berries", "kingswood", "trees")
+BACKGROUNDS_DIR = Path("/usr/share/backgrounds")
+WALLPAPERS = (  # (package, path under BACKGROUNDS_DIR)
+    *(("mate-backgrounds", f"mate/nature/{n}.jpg") for n in (
+        "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "TwoWings", "Wood",
+        "YellowFlower")),
+    *(("lomiri-wallpapers-16.04", f"{n}.jpg") for n in (
+        "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace", "Picture_1A_by_freespace",
+        "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "analogpattern_by_Peter_Nerlich",
+        "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich",
+        "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt",
+        "sunset_by_Aitzol_Berasategi")),
+    ("lomiri-wallpapers-20.04", "Kleiber_by_Lukas_Baubkus.jpg"),
+)
 # Validation photos (best.pt is chosen on them), disjoint from the training photos.
 VALIDATION = ("opencv-fruits", "skimage-chelsea", "opencv-building")
 
@@ -79,12 +103,45 @@ def vc2_photos():
         yield f"vc2-{name}", str(root / f"{name}.raw"), np.round(half.transpose(1, 2, 0) * 255).astype(np.uint8)
 
 
+def shrink(pixels: np.ndarray, short_side: int = 2000) -> np.ndarray:
+    """Average f x f blocks, f = short side // 1000 once it reaches ``short_side`` (else as is)."""
+    f = min(pixels.shape[:2]) // 1000 if min(pixels.shape[:2]) >= short_side else 1
+    if f == 1:
+        return pixels
+    h, w = pixels.shape[0] // f * f, pixels.shape[1] // f * f
+    blocks = pixels[:h, :w].astype(np.float64).reshape(h // f, f, w // f, f, -1).mean(axis=(1, 3))
+    return np.round(blocks).astype(np.uint8)
+
+
+def wallpaper_photos():
+    missing = sorted({pkg for pkg, rel in WALLPAPERS if not (BACKGROUNDS_DIR / rel).is_file()})
+    if missing:
+        print(f"{', '.join(missing)} not installed (apt install {' '.join(missing)}): skipping its photos",
+              file=sys.stderr)
+    for package, rel in WALLPAPERS:
+        path = BACKGROUNDS_DIR / rel
+        if path.is_file():
+            with Image.open(path) as im:
+                pixels = np.asarray(im.convert("RGB"))
+            stem = path.stem.split("_by_")[0]
+            yield f"{package.split('-')[0]}-{stem}", str(path), shrink(pixels)
+
+
+SOURCES = {"skimage": skimage_photos, "opencv": opencv_photos, "vc2": vc2_photos, "wallpapers": wallpaper_photos}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder to write train/ and val/ into")
+    parser.add_argument("--sources", default=",".join(SOURCES),
+                        help=f"comma-separated, from {', '.join(SOURCES)} (default: all)")
     args = parser.parse_args(argv)
+    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown or not sources:
+        parser.error(f"--sources takes a comma-separated list from {', '.join(SOURCES)}, got {args.sources!r}")
     manifest = []
-    for source in (skimage_photos, opencv_photos, vc2_photos):
+    for source in (SOURCES[s] for s in sources):
         for name, origin, pixels in source():
             split = "val" if name in VALIDATION else "train"
             path = args.out / split / f"{name}.png"

@@ -47,6 +47,33 @@ def test_clean_folder_items_and_crops(tmp_path):
         ds[3]
 
 
+def test_clean_folder_decodes_each_image_once_within_its_cache(tmp_path, monkeypatch):
+    import durn.data.folders as folders
+
+    reads = []
+    real = folders.read_image
+    monkeypatch.setattr(folders, "read_image", lambda path, **kw: reads.append(path) or real(path, **kw))
+    root = _write(tmp_path / "photos")  # 3 images of 40 x 52 x 3 = 6,240 bytes
+    ds = CleanImageFolder(root, crop=16)
+    first = ds[1]
+    first["target"].fill_(0)  # an item is the caller's to change: the cache keeps its own pixels
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        items = [ds[i] for i in range(3)]
+    assert len(reads) == 3
+    ds.set_epoch(0)
+    assert torch.equal(ds[1]["target"], CleanImageFolder(root, crop=16, cache_mb=0)[1]["target"])
+    assert ds[1]["target"].abs().sum() > 0 and items[0]["target"].shape == (3, 16, 16)
+    # a budget of two images keeps two; the third is decoded every time
+    reads.clear()
+    small = CleanImageFolder(root, cache_mb=2 * 6240 / 2**20)
+    for _ in range(2):
+        [small[i] for i in range(3)]
+    assert len(reads) == 4 and sorted(small._cache) == [0, 1]
+    with pytest.raises(ValueError, match="cache_mb"):
+        CleanImageFolder(root, cache_mb=-1)
+
+
 def test_clean_folder_gray_and_errors(tmp_path):
     ds = CleanImageFolder(_write(tmp_path / "p", n=1), gray=True)
     assert ds[0]["input"].shape == (1, 40, 52)

@@ -2,6 +2,7 @@
 of an uninterrupted run (weights, EMA, optimiser, best result, log), on CPU in float32."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,3 +135,25 @@ def test_sigterm_to_a_training_process_then_resume(tmp_path, train_photos):
     straight = train(out=tmp_path / "straight", **cfg)
     assert_same_state(tmp_path / "straight" / "last.pt", run / "last.pt")
     assert log_without_timing(tmp_path / "straight") == log_without_timing(run)
+
+
+def test_a_run_resumes_only_on_the_photos_it_started_on(tmp_path, train_photos, monkeypatch):
+    photos = tmp_path / "photos"
+    shutil.copytree(train_photos, photos)
+    cfg = settings(photos, preset="durn_p_real", degrade="gaussian:10", steps=3, val_every=0, ckpt_every=1)
+    stop_after(monkeypatch, 2, signal.SIGTERM)
+    assert train(out=tmp_path / "run", **cfg).step == 2
+    monkeypatch.undo()
+    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["train_photos"]
+    assert len(saved) == len(list(photos.iterdir())) - 1  # one photo held out for validation
+    config_before = (tmp_path / "run" / "config.json").read_text()
+    # a photo added to the folder would shift every later batch: refused, nothing rewritten
+    shutil.copy(photos / sorted(p.name for p in photos.iterdir())[0], photos / "zz-new.png")
+    with pytest.raises(ValueError, match=r"does not hold the .* training photos this run started on.*zz-new.png"):
+        train(out=tmp_path / "run", resume=True)
+    assert (tmp_path / "run" / "config.json").read_text() == config_before
+    # the same photos somewhere else resume (the folder may move)
+    (photos / "zz-new.png").unlink()
+    moved = tmp_path / "moved"
+    photos.rename(moved)
+    assert train(out=tmp_path / "run", resume=True, data=moved).step == 3

@@ -5,13 +5,14 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .base import PairDatasetBase
 from .crops import STREAM_CROP, STREAM_DEGRADE, STREAM_FLIP, as_size, item_generator, randint
 from .degradations import Degradation, make_degradation
-from .images import list_images, load_tensor, rgb_to_gray
+from .images import list_images, read_image, rgb_to_gray, to_tensor
 
 
 def _image_paths(root) -> list[Path]:
@@ -74,19 +75,38 @@ class CleanImageFolder(PairDatasetBase):
     Items follow :class:`PairDataset` with ``input`` equal to ``target`` (``input`` is its own
     copy, so a loop may add noise to it in place). With ``crop``, a random window per item
     and epoch; ``gray=True`` reads images as 1-channel luma.
+
+    Decoded images are kept in memory as 8-bit arrays, up to ``cache_mb`` megabytes (the
+    first ones read; 0: none), since a training loop reads every image again each epoch and
+    decoding a large PNG costs more than the crop's degradation (230 ms for 2560 x 1600).
     """
 
-    def __init__(self, root, *, crop=None, gray: bool = False, seed: int = 0, flip: bool = False):
+    def __init__(self, root, *, crop=None, gray: bool = False, seed: int = 0, flip: bool = False,
+                 cache_mb: float = 1024):
         super().__init__(crop=crop, seed=seed, flip=flip, gray=False)
+        if cache_mb < 0:
+            raise ValueError(f"cache_mb must be >= 0, got {cache_mb}")
         self.read_gray = bool(gray)
         self.paths = _image_paths(root)
         self.names = _unique_names(self.paths)
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cache: dict[int, np.ndarray] = {}
+        self._cached_bytes = 0
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def _pixels(self, index: int) -> np.ndarray:
+        pixels = self._cache.get(index)
+        if pixels is None:
+            pixels = read_image(self.paths[index], gray=self.read_gray)
+            if self._cached_bytes + pixels.nbytes <= self.cache_bytes:
+                self._cache[index] = pixels
+                self._cached_bytes += pixels.nbytes
+        return pixels
+
     def load(self, index):
-        clean = load_tensor(self.paths[index], gray=self.read_gray)
+        clean = to_tensor(self._pixels(index))
         return clean.clone(), clean, self.names[index]
 
 

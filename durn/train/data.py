@@ -14,7 +14,9 @@ Validation pairs are fixed for the whole run (their own seed), centre-cropped to
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
@@ -98,6 +100,9 @@ class TrainData:
     train: EpochKeyed
     val: ValidationSet | None
     description: str
+    # (file name, bytes) of each training photo, for own-photo runs: a resumed run checks
+    # that --data still holds the photos it started on (a new photo would shift every batch)
+    photos: tuple[tuple[str, int], ...] = ()
 
     @property
     def train_size(self) -> int:
@@ -152,7 +157,8 @@ def _own_photos(c, dist) -> TrainData:
         val = ValidationSet(SyntheticPairs(clean, c.degrade, seed=c.seed + VAL_SEED_OFFSET, gray=gray),
                             limit=c.val_images, rank=dist.rank, world_size=dist.world_size)
     what = f"{len(train_paths)} photos from {c.data} degraded by {c.degrade}; {len(val_paths)} held out for validation"
-    return TrainData(EpochKeyed(train), val, what)
+    photos = tuple((Path(p).name, os.path.getsize(p)) for p in train_paths)
+    return TrainData(EpochKeyed(train), val, what, photos)
 
 
 class _Subset(Dataset):

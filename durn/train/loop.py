@@ -249,6 +249,7 @@ class Trainer:
         ck = ckpt_io.load(self.run / "last.pt", map_location="cpu")
         if ck["network"] != c.network:
             raise ValueError(f"{self.run / 'last.pt'} is a {ck['network']} run, not {c.network}")
+        self._check_same_photos(ck.get("train_photos"))  # before the log or config.json is touched
         ckpt_io.truncate_log(self.run / "log.jsonl", ck["step"])
         # The resumed config (with any allowed runtime changes) replaces the saved one.
         ckpt_io.write_json(self.run / "config.json", c.to_dict())
@@ -277,6 +278,23 @@ class Trainer:
         if self.dist.is_main:  # the sum over all processes, counted once
             self.window_loss.fill_(window["loss_sum"])
 
+    def _check_same_photos(self, saved) -> None:
+        """A resumed run must see the training photos it started on (runs from before
+        checkpoints recorded them are not checked)."""
+        if saved is None or not self.data.photos:
+            return
+        before, now = {tuple(p) for p in saved}, set(self.data.photos)
+        if before == now:
+            return
+        gone = sorted(n for n, _ in before - now)
+        new = sorted(n for n, _ in now - before)
+        show = lambda names: ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")  # noqa: E731
+        raise ValueError(
+            f"{self.c.data} does not hold the {len(before)} training photos this run started on "
+            f"(now {len(now)}: " + "; ".join(x for x in (f"missing or changed: {show(gone)}" if gone else "",
+                                                       f"new or changed: {show(new)}" if new else "") if x)
+            + "); resume it with --data pointing at its own photos")
+
     def _new_optimizer(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
         return torch.optim.Adam(params, lr=self.plan.lr_at(self.step))
@@ -297,6 +315,8 @@ class Trainer:
             "best": self.best,
             "log_window": {"loss_sum": float(totals[0]), "steps": self.window_steps},
         }
+        if self.data.photos:
+            state["train_photos"] = [list(p) for p in self.data.photos]
         if self.ema is not None:
             state["params_ema"] = ckpt_io.plain_state_dict(self.ema.module)
         if self.scaler.is_enabled():

@@ -46,7 +46,7 @@ class Weights:
 
 
 _DURN_P_RECIPE = (
-    "python scripts/make_training_photos.py PHOTOS",
+    "python scripts/make_training_photos.py PHOTOS --sources skimage,opencv,vc2",
     "durn train --preset durn_p_gaussian --data PHOTOS/train --val-data PHOTOS/val "
     "--degrade gaussian:30,50,70 --steps 4000 --batch-size 16 --crop 64 --reuse 1 --schedule cosine "
     "--val-every 250 --ckpt-every 50 --out RUN",
@@ -133,7 +133,7 @@ DURN_P_PHOTOS_GAUSSIAN = Weights(
 )
 
 _DURN_US_RECIPE = (
-    "python scripts/make_training_photos.py PHOTOS",
+    "python scripts/make_training_photos.py PHOTOS --sources skimage,opencv,vc2",
     "durn train --preset durn_us_reside --data PHOTOS/train --val-data PHOTOS/val --degrade haze:scene=0,hue=0,thick=0 "
     "--steps 2000 --batch-size 4 --crop 128 --schedule cosine --val-every 250 --ckpt-every 25 --log-every 10 "
     "--out RUN",
@@ -215,7 +215,7 @@ DURN_US_PHOTOS_HAZE = Weights(
 )
 
 _DURN_P_REAL_RECIPE = (
-    "python scripts/make_training_photos.py PHOTOS",
+    "python scripts/make_training_photos.py PHOTOS --sources skimage,opencv,vc2",
     "durn train --preset durn_p_real --data PHOTOS/train --val-data PHOTOS/val "
     "--degrade camera_noise:shot=0.0005..0.012 --loss l2 --steps 2000 --batch-size 8 --crop 64 --lr 5e-4 "
     "--schedule cosine --warmup 200 --val-every 250 --ckpt-every 50 --log-every 10 --grad-clip 1.0 --ema 0.995 "
