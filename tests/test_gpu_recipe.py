@@ -18,7 +18,7 @@ from PIL import Image
 
 import durn
 from durn.train.shards import ShardError, extract, read_manifest, read_shards, write_shards
-from durn.train.loop import cpu_has_native_bf16
+from durn.ops.backends import cpu_has_native_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 2**20

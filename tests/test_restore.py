@@ -1,5 +1,6 @@
 """durn.restore and durn.Restore: image kinds, channels, channel order, precision, pickling."""
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -180,6 +181,21 @@ def test_bfloat16_is_close_to_float32_on_a_photo(p_real):
     half = durn.restore(p_real, as_tensor(img), precision="bf16")
     diff = (half - full).abs().max().item()
     assert 0 < diff < 0.05  # half precision really ran; bf16 keeps ~3 significant digits
+
+
+def test_bfloat16_on_a_cpu_that_emulates_it_warns(p_real, monkeypatch):
+    from durn.ops import backends
+    from durn.restoration import EmulatedPrecisionWarning
+
+    x = torch.rand(3, 16, 16)
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(EmulatedPrecisionWarning, match="emulated"):
+        durn.restore(p_real, x, precision="bf16")
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EmulatedPrecisionWarning)
+        durn.restore(p_real, x, precision="bf16")
+        durn.restore(p_real, x)  # float32 never warns
 
 
 def test_half_precision_keeps_global_statistics_in_float32():

@@ -404,9 +404,9 @@ def test_bf16_training_validates_in_float32(tmp_path, train_photos, monkeypatch)
     """A bf16 run trains in autocast but scores validation in float32, as the cards measure
     released weights: the same weights validate to the same numbers at either precision."""
     from durn import distributed as D
-    from durn.train import loop
+    from durn.ops import backends
 
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)  # tiny crops: emulation is fine
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)  # tiny crops: emulation is fine
 
     scores = {}
     for precision in ("fp32", "bf16"):
@@ -436,14 +436,15 @@ def test_bf16_on_a_cpu_that_emulates_it_is_refused(tmp_path, train_photos, monke
     """Emulated bf16 is two orders of magnitude slower than float32: a queued run that asks
     for it must stop at once with what to use instead, not crawl."""
     from durn import distributed as D
+    from durn.ops import backends
     from durn.train import loop
 
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
     settings = dict(out=str(tmp_path / "run"), data=str(train_photos), preset="durn_s", degrade="rain",
                     steps=2, batch_size=1, crop=16, val_every=0, progress=False, precision="bf16")
     with pytest.raises(ValueError, match="native bf16.*--precision fp32"):
         Trainer(resolve_settings(settings)[0], D.Dist()).setup()
     assert not (tmp_path / "run").exists()
     assert loop.pick_precision("auto", torch.device("cpu")) == "fp32"
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
     assert loop.pick_precision("bf16", torch.device("cpu")) == "bf16"

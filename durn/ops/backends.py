@@ -25,6 +25,15 @@ import threading
 
 import torch
 
+def cpu_has_native_bf16() -> bool:
+    """AVX-512 BF16 or AMX. Without either PyTorch emulates bf16 on the CPU: measured on an
+    AVX2-only EPYC, a dilated 3x3 conv ran 134x slower than in float32."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without the probes: assume emulation
+        return False
+
+
 BACKENDS = ("torch", "triton", "cpp", "cuda")
 OPS = ("fused_conv2d", "pixel_shuffle_conv2d", "squeeze_excitation")
 

@@ -14,9 +14,9 @@ shape-only dry run (:mod:`durn.nn.geometry`).
 from ..weights import UntrainedWeightsWarning
 from .api import Restore, load_network, restore
 from .convert import LUMA, array_to_chw, chw_to_array
-from .precision import NonFiniteFallback
+from .precision import EmulatedPrecisionWarning, NonFiniteFallback
 
 __all__ = [
-    "LUMA", "NonFiniteFallback", "Restore", "UntrainedWeightsWarning", "array_to_chw", "chw_to_array",
+    "EmulatedPrecisionWarning", "LUMA", "NonFiniteFallback", "Restore", "UntrainedWeightsWarning", "array_to_chw", "chw_to_array",
     "load_network", "restore",
 ]

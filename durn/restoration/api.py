@@ -12,6 +12,7 @@ authors' raindrop weights) get their channels reversed on the way in and out.
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from functools import partial
 
@@ -20,10 +21,11 @@ import torch
 from torch import nn
 
 from ..nn.geometry import in_channels_of
+from ..ops import backends
 from . import fast, memory, tiles
 from .convert import LUMA, array_to_chw, check_float_range, chw_to_array
 from .exact import run_exact
-from .precision import Precision, parse_precision
+from .precision import EmulatedPrecisionWarning, Precision, parse_precision
 
 __all__ = ["Restore", "load_network", "restore"]
 
@@ -222,6 +224,9 @@ def _run(model: nn.Module, x: torch.Tensor, opts: _Options) -> torch.Tensor:
     half = opts.precision
     if half is not None and model_dtype != torch.float32:
         raise ValueError(f"precision {half} needs float32 weights; the network's are {model_dtype}")
+    if half == torch.bfloat16 and torch.device(device).type == "cpu" and not backends.cpu_has_native_bf16():
+        warnings.warn("precision='bfloat16' on this CPU is emulated (it has no AVX-512 BF16 or AMX): over 100x "
+                      "slower than float32 here; leave precision at 'float32'", EmulatedPrecisionWarning, stacklevel=4)
     home, in_dtype = x.device, x.dtype
     x = x.to(model_dtype)
     was_training = model.training

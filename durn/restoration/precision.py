@@ -41,6 +41,10 @@ def _float32_input(module, args):
     return (args[0].float(),) + tuple(args[1:])
 
 
+class EmulatedPrecisionWarning(UserWarning):
+    """bfloat16 asked for on a CPU that emulates it (no AVX-512 BF16 or AMX): far slower than float32."""
+
+
 class NonFiniteFallback(UserWarning):
     """A half-precision result had NaN or Inf and was recomputed in float32."""
 

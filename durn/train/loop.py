@@ -22,6 +22,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .. import distributed as D
+from ..ops import backends
 from .config import TrainConfig, make_config, resume_conflicts
 from .ema import EMA
 from .presets import Plan, Schedule, plan
@@ -120,18 +121,9 @@ def pick_device(spec: str, d: D.Dist) -> torch.device:
     return device
 
 
-def cpu_has_native_bf16() -> bool:
-    """AVX-512 BF16 or AMX: without either, PyTorch emulates bf16 on the CPU."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # a torch without the probes: assume emulation
-        return False
-
-
 def pick_precision(spec: str, device: torch.device) -> str:
-    if spec == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        # measured on an AVX2-only EPYC: a dilated 3x3 conv 134x slower than float32, a
-        # durn_u step unfinished after 10 minutes (4.3 s in float32)
+    if spec == "bf16" and device.type == "cpu" and not backends.cpu_has_native_bf16():
+        # measured on an AVX2-only EPYC: a durn_u step unfinished after 10 minutes (4.3 s in float32)
         raise ValueError(
             "--precision bf16 needs a CPU with native bf16 (AVX-512 BF16 or AMX; lscpu lists "
             "avx512_bf16 or amx_bf16); this CPU emulates it, over 100x slower than float32. "
