@@ -13,7 +13,8 @@ the true sigma) and BM3D (the ``bm3d`` package, told the true sigma); for camera
 ``skimage.restoration.estimate_sigma`` estimates, as a user would run them; durn_p also
 gets BM3D given that estimate (durn_p is blind; a blind user would run BM3D so); for haze
 (durn_us), the dark channel prior (:mod:`durn.classical`, the papers' settings) and
-image-dehazer (Meng et al. 2013, the PyPI package, its defaults). Results are merged into
+image-dehazer (Meng et al. 2013, the PyPI package, its defaults); for blur (durn_u), Pillow's
+unsharp mask at its defaults, the blind sharpening a user has at hand. Results are merged into
 ``--out`` (a JSON file; existing methods are kept unless measured again) and printed as
 a Markdown table.
 """
@@ -115,6 +116,19 @@ def bm3d_estimated():
     return run
 
 
+def unsharp_mask():
+    """Pillow's ImageFilter.UnsharpMask at its defaults (radius 2, 150%, threshold 3) on the 8-bit image."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    def run(x):
+        rgb = (x.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        out = np.asarray(Image.fromarray(rgb).filter(ImageFilter.UnsharpMask()))
+        return torch.from_numpy(out.copy()).permute(2, 0, 1).float() / 255
+
+    return run
+
+
 def dark_channel_prior():
     from durn.classical import dark_channel_prior as dehaze
 
@@ -180,6 +194,8 @@ def main(argv=None) -> int:
             if args.network == "durn_p_real":  # non-blind peers, given the estimated sigma as a user would
                 methods["FFDNet (official colour weights, sigma estimated)"] = ffdnet_rgb_estimated
                 methods["CBM3D (bm3d 4.0.3, sigma estimated)"] = cbm3d_estimated
+            if args.network == "durn_u":
+                methods["unsharp mask (Pillow, its defaults)"] = unsharp_mask
             if args.network == "durn_us":
                 methods["dark channel prior (He et al., 15 px, ω 0.95, guided filter)"] = dark_channel_prior
                 methods["image-dehazer 0.0.9 (Meng et al. 2013)"] = meng_dehazer

@@ -329,3 +329,20 @@ def test_evaluate_defaults_to_the_released_weights_and_records_them(packaged, tm
     assert result["weights"] == entry.name and result["weights_sha256"] == entry.sha256
     assert main(["evaluate", "--network", "durn_u", "--data", str(data), "--degrade", "blur"]) == 2
     assert "released no pretrained weights for durn_u" in capsys.readouterr().err
+
+
+def test_durn_u_card_baseline_unsharp_mask_sharpens_in_8_bit():
+    """durn_u's card compares with Pillow's unsharp mask, a blind user's one-line sharpening."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("model_cards", REPO / "scripts" / "model_cards.py")
+    cards = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cards)
+    edge = torch.zeros(3, 24, 24)
+    edge[:, :, 12:] = 0.8
+    blurred = torch.nn.functional.avg_pool2d(edge[None], 5, 1, 2, count_include_pad=False)[0]
+    out = cards.unsharp_mask()(blurred)
+    assert out.shape == blurred.shape and out.dtype == torch.float32
+    assert ((out * 255) - (out * 255).round()).abs().max() < 1e-4  # 8-bit levels
+    assert out[:, :, 13].mean() > blurred[:, :, 13].mean() + 0.02  # the bright side of the edge lifted
+    assert out[:, :, 10].mean() < blurred[:, :, 10].mean()  # the dark side lowered
