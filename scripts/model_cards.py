@@ -121,10 +121,11 @@ def unsharp_mask():
     import numpy as np
     from PIL import Image, ImageFilter
 
+    from durn.restoration.convert import array_to_chw, chw_to_array
+
     def run(x):
-        rgb = (x.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-        out = np.asarray(Image.fromarray(rgb).filter(ImageFilter.UnsharpMask()))
-        return torch.from_numpy(out.copy()).permute(2, 0, 1).float() / 255
+        rgb = chw_to_array(x, np.uint8, 255, two_d=False)
+        return array_to_chw(np.asarray(Image.fromarray(rgb).filter(ImageFilter.UnsharpMask())))[0]
 
     return run
 
