@@ -18,8 +18,9 @@ Each run is, in queue order:
   checkpoint) is started again with ``--overwrite``, which touches durn's run files only.
 
 Two queues may share one queue file (for example one per core, each with ``--only``):
-each run is held by an advisory lock (``RUNS/NAME.lock``, released by the kernel when its
-queue exits, however it exits), and a queue skips a run that another queue holds.
+each run is held by an advisory lock on its folder (``RUNS/NAME``, released by the kernel
+when its queue exits, however it exits; no lock file is left behind), and a queue skips a
+run that another queue holds.
 
 So stopping the queue at any moment (SIGTERM or Ctrl-C: the running ``durn train``
 writes ``last.pt`` and exits) and starting it again continues where it stopped. The
@@ -87,15 +88,52 @@ def run_state(folder: Path) -> tuple[str, int, int | None]:
     return "new", 0, None
 
 
-def hold(runs: Path, name: str):
-    """An exclusive lock on run ``name``, or None when another queue holds it."""
-    handle = open(runs / f"{name}.lock", "a")
+class FolderLock:
+    """An advisory lock held on a run folder's own file descriptor (``fd``), so that no
+    lock file is written; closing it releases the lock."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def hold(runs: Path, name: str, *, create: bool = True) -> FolderLock | None:
+    """An exclusive lock on run ``name``'s folder (made, empty, if ``create`` and missing),
+    or None when another queue holds it or, without ``create``, the folder is missing."""
+    folder = runs / name
+    if create:
+        folder.mkdir(exist_ok=True)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
         return None
-    return handle
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return FolderLock(fd)
+
+
+def held_elsewhere(runs: Path, name: str) -> bool:
+    """Whether another queue holds run ``name`` now (checked without creating anything)."""
+    if not (runs / name).is_dir():
+        return False
+    lock = hold(runs, name, create=False)
+    if lock is None:
+        return True
+    lock.close()
+    return False
 
 
 def main(argv=None) -> int:
@@ -119,10 +157,7 @@ def main(argv=None) -> int:
     if args.status:
         for run in runs:
             state, done, _ = run_state(args.runs / run["name"])
-            lock = hold(args.runs, run["name"]) if args.runs.is_dir() else None
-            running = args.runs.is_dir() and lock is None
-            if lock is not None:
-                lock.close()
+            running = held_elsewhere(args.runs, run["name"])
             print(f"{run['name']:32} {state:9} {done} / {planned_steps(run)} steps" + ("  (running)" if running else ""))
         return 0
     if args.nice:
@@ -145,6 +180,10 @@ def main(argv=None) -> int:
         if stopping:
             break
         folder = args.runs / run["name"]
+        state, done, _ = run_state(folder)
+        if state == "finished":  # nothing to hold: no folder is touched
+            print(f"train_queue: {run['name']}: finished ({done} steps)", flush=True)
+            continue
         lock = hold(args.runs, run["name"])
         if lock is None:
             print(f"train_queue: {run['name']}: held by another queue; skipped", flush=True)
@@ -183,7 +222,7 @@ def run_one(run, folder, args, parser, lock, started) -> int | None:
     print(f"train_queue: {run['name']}: {state} at step {done}; {' '.join(command[1:])}", flush=True)
     with open(args.runs / f"{run['name']}.console.log", "a") as console:
         # The training inherits the lock, so the run stays held while it runs even if the queue is killed.
-        child = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),))
+        child = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT, pass_fds=(lock.fd,))
         started(child)
         return child.wait()
 

@@ -108,6 +108,17 @@ def test_queue_stopped_midway_continues_where_it_stopped(tmp_path, train_photos)
         assert [r["step"] for r in _read_log(runs / name)] == list(range(1, steps + 1))  # resumed exactly, once
     again = subprocess.run(_queue_command(queue, runs, train_photos), env=env, capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.count(": finished") == 2
+    assert sorted(p.name for p in runs.iterdir()) == ["first", "first.console.log", "second", "second.console.log"]
+
+
+def test_queue_status_creates_nothing(tmp_path, train_photos):
+    queue = _queue(tmp_path, [_tiny_run("a", 1), _tiny_run("b", 1)])
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    status = subprocess.run(_queue_command(queue, runs, train_photos, "--status"), capture_output=True, text=True,
+                            check=True).stdout
+    assert status.count("new") == 2 and "(running)" not in status
+    assert list(runs.iterdir()) == []
 
 
 def test_queue_restarts_a_run_killed_before_its_first_checkpoint(tmp_path, train_photos):
@@ -141,15 +152,19 @@ def test_two_queues_share_a_file_without_running_one_run_twice(tmp_path, train_p
     runs = tmp_path / "runs"
     runs.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with open(runs / "held.lock", "a") as other_queue:
+    (runs / "held").mkdir()
+    other_queue = os.open(runs / "held", os.O_RDONLY | os.O_DIRECTORY)
+    try:
         fcntl.flock(other_queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
         status = subprocess.run(_queue_command(queue, runs, train_photos, "--status"), env=env, capture_output=True,
                                 text=True, check=True).stdout
         assert "held" in status and "(running)" in status.splitlines()[0] and "(running)" not in status.splitlines()[1]
         done = subprocess.run(_queue_command(queue, runs, train_photos), env=env, capture_output=True, text=True)
+    finally:
+        os.close(other_queue)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "held: held by another queue; skipped" in done.stdout
-    assert not (runs / "held").exists()
+    assert not any((runs / "held").iterdir())
     assert torch.load(runs / "free" / "last.pt", weights_only=True)["step"] == 1
 
 

@@ -485,12 +485,6 @@ class Haze(Degradation):
         if not (0.0 <= self.scene.lo and self.scene.hi <= 1.0):
             raise ValueError(f"haze scene must be within [0, 1] (the share of depth that follows the photo), got {self.scene}")
 
-    def __post_init__(self):
-        if not 0.0 <= self.thick <= 1.0:
-            raise ValueError(f"haze thick must be in [0, 1] (the fraction of images in thick haze), got {self.thick}")
-        if not (0.0 <= self.scene.lo and self.scene.hi <= 1.0):
-            raise ValueError(f"haze scene must be within [0, 1] (the share of depth that follows the photo), got {self.scene}")
-
     def depth(self, h: int, w: int, g: torch.Generator) -> torch.Tensor:
         """The scene-blind depth proxy in [0, 1] (1: far), float64."""
         ys = torch.linspace(1, 0, h, dtype=torch.float64).view(h, 1)   # 1 at the top (far)
