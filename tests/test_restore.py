@@ -175,6 +175,7 @@ def test_model_mode_is_restored_and_no_graph_is_built():
 # -- precision ---------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore::durn.restoration.EmulatedPrecisionWarning")  # accuracy, not speed, is tested
 def test_bfloat16_is_close_to_float32_on_a_photo(p_real):
     img = crop("chelsea", 50, 100, 40, 48)
     full = durn.restore(p_real, as_tensor(img))
@@ -198,6 +199,36 @@ def test_bfloat16_on_a_cpu_that_emulates_it_warns(p_real, monkeypatch):
         durn.restore(p_real, x)  # float32 never warns
 
 
+def test_float16_on_a_cpu_that_emulates_it_warns(p_real, monkeypatch):
+    from durn.ops import backends
+    from durn.restoration import EmulatedPrecisionWarning
+
+    x = torch.rand(3, 16, 16)
+    monkeypatch.setattr(backends, "cpu_has_native_fp16", lambda: False)
+    with pytest.warns(EmulatedPrecisionWarning, match="float16.*emulated"):
+        durn.restore(p_real, x, precision="fp16")
+    monkeypatch.setattr(backends, "cpu_has_native_fp16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EmulatedPrecisionWarning)
+        durn.restore(p_real, x, precision="fp16")
+
+
+def test_native_half_probes_answer_per_dtype(monkeypatch):
+    from durn.ops import backends
+
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(backends, "cpu_has_native_fp16", lambda: False)
+    assert backends.cpu_has_native(torch.bfloat16) and not backends.cpu_has_native(torch.float16)
+    assert backends.cpu_has_native(torch.float32)
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.cpu, "_is_amx_fp16_supported", lambda: False)
+    monkeypatch.setattr(backends, "_cpu_flags", lambda: {"avx2", "avx512_fp16"})
+    assert backends.cpu_has_native_fp16()
+    monkeypatch.setattr(backends, "_cpu_flags", lambda: {"avx2", "fma"})
+    assert not backends.cpu_has_native_fp16()
+
+
+@pytest.mark.filterwarnings("ignore::durn.restoration.EmulatedPrecisionWarning")  # accuracy, not speed, is tested
 def test_half_precision_keeps_global_statistics_in_float32():
     torch.manual_seed(0)
     model = durn.durn_u().eval()
@@ -211,6 +242,7 @@ def test_half_precision_keeps_global_statistics_in_float32():
     assert seen and set(seen) == {torch.float32}
 
 
+@pytest.mark.filterwarnings("ignore::durn.restoration.EmulatedPrecisionWarning")  # accuracy, not speed, is tested
 def test_fp16_overflow_is_recomputed_in_float32_not_returned_black():
     torch.manual_seed(0)
     model = durn.durn_p_real().eval()
@@ -225,6 +257,7 @@ def test_fp16_overflow_is_recomputed_in_float32_not_returned_black():
 
 
 @pytest.mark.filterwarnings("ignore:tile_overlap")
+@pytest.mark.filterwarnings("ignore::durn.restoration.EmulatedPrecisionWarning")  # accuracy, not speed, is tested
 def test_nan_in_one_half_precision_tile_recomputes_that_tile(p_real):
     x = as_tensor(crop("coffee", 0, 0, 16, 150))
     calls = {"bad": 0}

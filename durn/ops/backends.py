@@ -35,6 +35,38 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_native_fp16() -> bool:
+    """AVX-512 FP16 or AMX FP16 (torch has a probe only for the latter; the former is read
+    from /proc/cpuinfo). Without them float16 is emulated: measured on an AVX2-only EPYC,
+    a dilated 3x3 conv ran 514x slower than in float32."""
+    try:
+        if torch.cpu._is_amx_fp16_supported():
+            return True
+    except AttributeError:
+        pass
+    return "avx512_fp16" in _cpu_flags()
+
+
+def cpu_has_native(dtype: torch.dtype) -> bool:
+    """Whether this CPU computes ``dtype`` (bfloat16 or float16) natively, not emulated."""
+    if dtype == torch.bfloat16:
+        return cpu_has_native_bf16()
+    if dtype == torch.float16:
+        return cpu_has_native_fp16()
+    return True
+
+
 BACKENDS = ("torch", "triton", "cpp", "cuda")
 OPS = ("fused_conv2d", "pixel_shuffle_conv2d", "squeeze_excitation")
 

@@ -42,7 +42,8 @@ def _float32_input(module, args):
 
 
 class EmulatedPrecisionWarning(UserWarning):
-    """bfloat16 asked for on a CPU that emulates it (no AVX-512 BF16 or AMX): far slower than float32."""
+    """bfloat16 or float16 asked for on a CPU that emulates it (bfloat16 without AVX-512 BF16 or
+    AMX, float16 without AVX-512 FP16 or AMX FP16): two orders of magnitude slower than float32."""
 
 
 class NonFiniteFallback(UserWarning):
