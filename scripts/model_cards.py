@@ -146,10 +146,12 @@ def meng_dehazer():
         np.alltrue = np.all
     import image_dehazer
 
+    from durn.restoration.convert import array_to_chw, chw_to_array
+
     def run(x):
-        bgr = np.ascontiguousarray((x.permute(1, 2, 0).numpy()[..., ::-1] * 255).round().astype(np.uint8))
+        bgr = np.ascontiguousarray(chw_to_array(x, np.uint8, 255, two_d=False)[..., ::-1])
         out, _ = image_dehazer.remove_haze(bgr, showHazeTransmissionMap=False)
-        return torch.from_numpy(np.ascontiguousarray(out[..., ::-1])).float().div(255).permute(2, 0, 1)
+        return array_to_chw(np.ascontiguousarray(out[..., ::-1]))[0]
 
     return run
 
