@@ -227,6 +227,24 @@ def test_init_starts_from_the_given_weights(tmp_path, train_photos):
               init=str(tmp_path / "a" / "last.pt"))
 
 
+def test_a_fine_tune_validates_its_starting_weights_as_step_0(tmp_path, train_photos):
+    """The bar a fine-tune must clear is the weights it starts from: step 0 of its curve,
+    and best.pt until a step beats them."""
+    quick(tmp_path, train_photos, name="a", preset="durn_p_real", degrade="gaussian:10,20")
+    start = tmp_path / "a" / "last.pt"
+    quick(tmp_path, train_photos, name="b", preset="durn_p_real", degrade="gaussian:10,20", val_data=train_photos,
+          val_every=2, val_images=2, init=str(start), lr=0.03)  # steps that wreck the weights
+    vals = [r for r in read_log(tmp_path / "b") if "val_psnr" in r]
+    assert [r["step"] for r in vals] == [0, 2]
+    assert vals[1]["val_psnr"] < vals[0]["val_psnr"]
+    best = torch.load(tmp_path / "b" / "best.pt", weights_only=True)
+    assert best["step"] == 0
+    assert all(torch.equal(best["model"][k], v) for k, v in ckpt_io.load(start)["model"].items())
+    quick(tmp_path, train_photos, name="c", preset="durn_p_real", degrade="gaussian:10,20", val_data=train_photos,
+          val_every=2, val_images=2)  # from scratch: no step-0 validation
+    assert [r["step"] for r in read_log(tmp_path / "c") if "val_psnr" in r] == [2]
+
+
 RULE = dict(preset="durn_p_real", degrade="gaussian:10", steps=2, batch_size=1)
 
 

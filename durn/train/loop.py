@@ -469,6 +469,10 @@ class Trainer:
                 self.net.train()
                 batches = iter(self.loader())
                 batch = None
+                if self.step == 0 and c.init and c.val_every:
+                    # a fine-tune's bar is its starting weights: validated as step 0 (and kept
+                    # as best.pt until a step beats them)
+                    self._validate_and_keep_best()
                 while self.step < self.total:
                     stage = self.plan.stage_at(self.step)
                     if stage.index != self.stage_index:
