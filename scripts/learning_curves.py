@@ -123,7 +123,9 @@ def chart(curves, targets, fit):
 
     pts = [p for c in curves for p in c.points]
     xs = [math.log2(max(s, 1)) for s, _, _ in pts]
-    ys = [p for _, p, _ in pts] + [b for _, _, b in pts] + [t for _, t in targets]
+    # the input's line only when it is near the curve: 12 dB below, it would flatten the curve
+    show_input = min(b for _, _, b in pts) > min(p for _, p, _ in pts) - 4
+    ys = [p for _, p, _ in pts] + ([b for _, _, b in pts] if show_input else []) + [t for _, t in targets]
     x0, x1 = min(xs) - 0.3, max(xs) + 0.3
     y0, y1 = min(ys) - 0.2, max(ys) + 0.2
     W, H, L, B, T, R = 720, 400, 56, 44, 28, 16
@@ -158,7 +160,7 @@ def chart(curves, targets, fit):
         colour = colours[i % len(colours)]
         light = tuple(int(v + (255 - v) * 0.55) for v in colour)
         base = [px(math.log2(s), b) for s, _, b in c.points]
-        if len(base) > 1:
+        if show_input and len(base) > 1:
             draw.line(base, fill=light, width=1)
         line = [px(math.log2(s), p) for s, p, _ in best_so_far(c.points)]
         if len(line) > 1:
@@ -166,7 +168,9 @@ def chart(curves, targets, fit):
         for x, y in (px(math.log2(s), p) for s, p, _ in c.points):
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
         draw.text((W - R - 4, H - B - 6 - 14 * (len(curves) - 1 - i)),
-                  f"{c.name} (dots: validations; thin: the degraded input)", fill=colour, anchor="rd")
+                  f"{c.name} (dots: validations; " + ("thin: the degraded input)" if show_input else
+                                                              f"the degraded input: {c.points[-1][2]:.2f} dB)"),
+                  fill=colour, anchor="rd")
     return image
 
 

@@ -132,6 +132,106 @@ DURN_P_PHOTOS_GAUSSIAN = Weights(
           "GPU lease runs the full recipe. Float16 storage costs at most 0.01 dB (the float32 row).",
 )
 
+_DURN_P_V2_RECIPE = (
+    *_DURN_P_RECIPE,
+    "python scripts/make_training_photos.py PHOTOS60",
+    "durn train --preset durn_p_gaussian --data PHOTOS60/train --val-data PHOTOS60/val --degrade gaussian:30,50,70 "
+    "--init durn_p.photos_gaussian --steps 2500 --batch-size 8 --crop 64 --reuse 1 --lr 3e-4 --warmup 100 "
+    "--schedule cosine --val-every 250 --ckpt-every 50 --log-every 10 --grad-clip 1.0 --ema 0.995 --precision auto "
+    "--out RUN2",
+    "python scripts/release_weights.py RUN2/best.pt --network durn_p --name durn_p.photos_gaussian_v2",
+)
+
+DURN_P_PHOTOS_GAUSSIAN_V2 = Weights(
+    name="durn_p.photos_gaussian_v2",
+    network="durn_p",
+    file="durn_p-photos_gaussian_v2-c449ab82.pt",
+    sha256="c449ab82e0742891e712d00fb2b29fcdf88a4826e12e143957e35744d49adafd",
+    size=1702375,
+    channel_order="L",
+    value_range=(0.0, 1.0),
+    storage="float16",
+    task="gray Gaussian denoising, sigma 30-70 on the 0-255 scale (one network for all levels, blind)",
+    training_data="durn_p.photos_gaussian (35 photos) fine-tuned on the 60 training photos of "
+                  "scripts/make_training_photos.py's default sources (those 35 and 25 Debian wallpaper "
+                  "photographs), gray, 64x64 crops, white noise sigma 30/50/70 drawn per crop; the same 3 "
+                  "validation photos; camera and astronaut never seen",
+    recipe=_DURN_P_V2_RECIPE,
+    steps=6500,
+    batch="durn_p.photos_gaussian's 4,000 steps of 16, then 2,500 of 8 with an EMA of the weights "
+          "(released: the EMA at the best validation step, the last, 2,500: 26.91 dB against the "
+          "starting weights' 26.80)",
+    hardware="the fine-tune: one core of a 2-core AMD EPYC (AVX2), torch 2.13.0+cpu, fp32",
+    train_time="about 2 h 10 min for the fine-tune (2.5-3.5 s a step, the other core training too)",
+    protocol=DURN_P_PHOTOS_GAUSSIAN.protocol,
+    metrics={
+        "camera/sigma30": {"psnr_authors": 28.5847, "ssim_authors": 0.74535, "psnr_standard": 28.5927, "ssim_standard": 0.75155},
+        "camera/sigma50": {"psnr_authors": 27.1705, "ssim_authors": 0.67475, "psnr_standard": 27.1735, "ssim_standard": 0.68521},
+        "camera/sigma70": {"psnr_authors": 25.868, "ssim_authors": 0.58454, "psnr_standard": 25.8652, "ssim_standard": 0.59523},
+        "astronaut/sigma30": {"psnr_authors": 29.3176, "ssim_authors": 0.84486, "psnr_standard": 29.3302, "ssim_standard": 0.83773},
+        "astronaut/sigma50": {"psnr_authors": 27.0276, "ssim_authors": 0.76608, "psnr_standard": 27.0317, "ssim_standard": 0.76059},
+        "astronaut/sigma70": {"psnr_authors": 25.281, "ssim_authors": 0.66308, "psnr_standard": 25.2801, "ssim_standard": 0.6585},
+    },
+    baselines={
+        "noisy input": {
+            "camera/sigma30": {"psnr_authors": 19.1622, "ssim_authors": 0.25389, "psnr_standard": 19.156, "ssim_standard": 0.2424},
+            "camera/sigma50": {"psnr_authors": 15.1857, "ssim_authors": 0.14733, "psnr_standard": 15.185, "ssim_standard": 0.13616},
+            "camera/sigma70": {"psnr_authors": 12.7745, "ssim_authors": 0.10038, "psnr_standard": 12.7762, "ssim_standard": 0.09067},
+            "astronaut/sigma30": {"psnr_authors": 19.2279, "ssim_authors": 0.31064, "psnr_standard": 19.2186, "ssim_standard": 0.27991},
+            "astronaut/sigma50": {"psnr_authors": 15.1791, "ssim_authors": 0.19592, "psnr_standard": 15.1747, "ssim_standard": 0.16858},
+            "astronaut/sigma70": {"psnr_authors": 12.7331, "ssim_authors": 0.13888, "psnr_standard": 12.7306, "ssim_standard": 0.11651},
+        },
+        "FFDNet (official gray weights, told sigma)": {
+            "camera/sigma30": {"psnr_authors": 29.7689, "ssim_authors": 0.81546, "psnr_standard": 29.7872, "ssim_standard": 0.81751},
+            "camera/sigma50": {"psnr_authors": 28.2668, "ssim_authors": 0.75637, "psnr_standard": 28.2795, "ssim_standard": 0.76263},
+            "camera/sigma70": {"psnr_authors": 27.2735, "ssim_authors": 0.72054, "psnr_standard": 27.28, "ssim_standard": 0.72901},
+            "astronaut/sigma30": {"psnr_authors": 31.1092, "ssim_authors": 0.90514, "psnr_standard": 31.1296, "ssim_standard": 0.89858},
+            "astronaut/sigma50": {"psnr_authors": 28.5228, "ssim_authors": 0.85542, "psnr_standard": 28.5381, "ssim_standard": 0.84811},
+            "astronaut/sigma70": {"psnr_authors": 26.9356, "ssim_authors": 0.80624, "psnr_standard": 26.94, "ssim_standard": 0.80061},
+        },
+        "BM3D (bm3d 4.0.3, told sigma)": {
+            "camera/sigma30": {"psnr_authors": 29.2604, "ssim_authors": 0.78226, "psnr_standard": 29.2806, "ssim_standard": 0.78642},
+            "camera/sigma50": {"psnr_authors": 27.8222, "ssim_authors": 0.72975, "psnr_standard": 27.8367, "ssim_standard": 0.73836},
+            "camera/sigma70": {"psnr_authors": 26.6645, "ssim_authors": 0.68854, "psnr_standard": 26.6788, "ssim_standard": 0.70013},
+            "astronaut/sigma30": {"psnr_authors": 30.2937, "ssim_authors": 0.88791, "psnr_standard": 30.3106, "ssim_standard": 0.88337},
+            "astronaut/sigma50": {"psnr_authors": 27.6618, "ssim_authors": 0.82508, "psnr_standard": 27.6728, "ssim_standard": 0.82228},
+            "astronaut/sigma70": {"psnr_authors": 25.943, "ssim_authors": 0.76549, "psnr_standard": 25.9469, "ssim_standard": 0.76445},
+        },
+        "BM3D (bm3d 4.0.3, sigma from estimate_sigma, as a blind user runs it)": {
+            "camera/sigma30": {"psnr_authors": 29.2442, "ssim_authors": 0.78147, "psnr_standard": 29.2628, "ssim_standard": 0.7856},
+            "camera/sigma50": {"psnr_authors": 27.8222, "ssim_authors": 0.73033, "psnr_standard": 27.8348, "ssim_standard": 0.73888},
+            "camera/sigma70": {"psnr_authors": 26.6618, "ssim_authors": 0.68752, "psnr_standard": 26.6766, "ssim_standard": 0.6992},
+            "astronaut/sigma30": {"psnr_authors": 30.2963, "ssim_authors": 0.88842, "psnr_standard": 30.3158, "ssim_standard": 0.88404},
+            "astronaut/sigma50": {"psnr_authors": 27.6619, "ssim_authors": 0.82566, "psnr_standard": 27.6738, "ssim_standard": 0.82303},
+            "astronaut/sigma70": {"psnr_authors": 25.9404, "ssim_authors": 0.76381, "psnr_standard": 25.9443, "ssim_standard": 0.7626},
+        },
+        "durn_p.photos_gaussian (the previous release)": {
+            "camera/sigma30": {"psnr_authors": 28.4057, "ssim_authors": 0.72759, "psnr_standard": 28.4038, "ssim_standard": 0.73764},
+            "camera/sigma50": {"psnr_authors": 26.9053, "ssim_authors": 0.64654, "psnr_standard": 26.8952, "ssim_standard": 0.66046},
+            "camera/sigma70": {"psnr_authors": 25.5122, "ssim_authors": 0.55115, "psnr_standard": 25.4973, "ssim_standard": 0.56319},
+            "astronaut/sigma30": {"psnr_authors": 29.091, "ssim_authors": 0.82311, "psnr_standard": 29.0874, "ssim_standard": 0.8152},
+            "astronaut/sigma50": {"psnr_authors": 26.756, "ssim_authors": 0.72824, "psnr_standard": 26.7446, "ssim_standard": 0.7224},
+            "astronaut/sigma70": {"psnr_authors": 24.9805, "ssim_authors": 0.62291, "psnr_standard": 24.9651, "ssim_standard": 0.61749},
+        },
+        "same weights in float32 (before float16 storage)": {
+            "camera/sigma30": {"psnr_authors": 28.5833, "ssim_authors": 0.74522, "psnr_standard": 28.5919, "ssim_standard": 0.75145},
+            "camera/sigma50": {"psnr_authors": 27.1704, "ssim_authors": 0.67471, "psnr_standard": 27.1736, "ssim_standard": 0.68513},
+            "camera/sigma70": {"psnr_authors": 25.8683, "ssim_authors": 0.58459, "psnr_standard": 25.8652, "ssim_standard": 0.59523},
+            "astronaut/sigma30": {"psnr_authors": 29.3178, "ssim_authors": 0.84485, "psnr_standard": 29.3304, "ssim_standard": 0.8377},
+            "astronaut/sigma50": {"psnr_authors": 27.0274, "ssim_authors": 0.76607, "psnr_standard": 27.0316, "ssim_standard": 0.76058},
+            "astronaut/sigma70": {"psnr_authors": 25.2805, "ssim_authors": 0.66301, "psnr_standard": 25.2797, "ssim_standard": 0.65845},
+        },
+    },
+    notes="Still a short CPU run: 84,000 training crops in all against the paper's ~9 million. The fine-tune "
+          "gains 0.17-0.36 dB over durn_p.photos_gaussian on every held-out condition and still trails BM3D by "
+          "0.6-1.0 dB and FFDNet by 1.1-1.8 dB, both told the true sigma (durn_p is blind; BM3D given "
+          "estimate_sigma's estimate, as a blind user runs it, is within 0.02 dB of BM3D told sigma). From step "
+          "1,119 on its EMA averaged BatchNorm's running statistics as well as the weights (before, it copied "
+          "them from the last step, which measured 0.43 dB lower on validation). Float16 storage costs at most "
+          "0.01 dB (the float32 row).",
+)
+
+
 _DURN_US_RECIPE = (
     "python scripts/make_training_photos.py PHOTOS --sources skimage,opencv,vc2",
     "durn train --preset durn_us_reside --data PHOTOS/train --val-data PHOTOS/val --degrade haze:scene=0,hue=0,thick=0 "
@@ -295,5 +395,6 @@ DURN_P_REAL_PHOTOS_CAMERA_NOISE = Weights(
           "Float16 storage costs at most 0.01 dB (the float32 row).",
 )
 
-ENTRIES: tuple[Weights, ...] = (DURN_P_PHOTOS_GAUSSIAN, DURN_US_PHOTOS_HAZE, DURN_P_REAL_PHOTOS_CAMERA_NOISE)
+ENTRIES: tuple[Weights, ...] = (DURN_P_PHOTOS_GAUSSIAN_V2, DURN_P_PHOTOS_GAUSSIAN, DURN_US_PHOTOS_HAZE,
+                               DURN_P_REAL_PHOTOS_CAMERA_NOISE)
 # The entry `pretrained=True` loads is each network's `default_weights` in durn.models.registry.
