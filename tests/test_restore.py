@@ -184,33 +184,21 @@ def test_bfloat16_is_close_to_float32_on_a_photo(p_real):
     assert 0 < diff < 0.05  # half precision really ran; bf16 keeps ~3 significant digits
 
 
-def test_bfloat16_on_a_cpu_that_emulates_it_warns(p_real, monkeypatch):
+@pytest.mark.parametrize("precision, probe, name", [("bf16", "cpu_has_native_bf16", "bfloat16"),
+                                                   ("fp16", "cpu_has_native_fp16", "float16")])
+def test_half_precision_on_a_cpu_that_emulates_it_warns(p_real, monkeypatch, precision, probe, name):
     from durn.ops import backends
     from durn.restoration import EmulatedPrecisionWarning
 
     x = torch.rand(3, 16, 16)
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
-    with pytest.warns(EmulatedPrecisionWarning, match="emulated"):
-        durn.restore(p_real, x, precision="bf16")
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(backends, probe, lambda: False)
+    with pytest.warns(EmulatedPrecisionWarning, match=f"{name}.*emulated"):
+        durn.restore(p_real, x, precision=precision)
+    monkeypatch.setattr(backends, probe, lambda: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error", EmulatedPrecisionWarning)
-        durn.restore(p_real, x, precision="bf16")
+        durn.restore(p_real, x, precision=precision)
         durn.restore(p_real, x)  # float32 never warns
-
-
-def test_float16_on_a_cpu_that_emulates_it_warns(p_real, monkeypatch):
-    from durn.ops import backends
-    from durn.restoration import EmulatedPrecisionWarning
-
-    x = torch.rand(3, 16, 16)
-    monkeypatch.setattr(backends, "cpu_has_native_fp16", lambda: False)
-    with pytest.warns(EmulatedPrecisionWarning, match="float16.*emulated"):
-        durn.restore(p_real, x, precision="fp16")
-    monkeypatch.setattr(backends, "cpu_has_native_fp16", lambda: True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", EmulatedPrecisionWarning)
-        durn.restore(p_real, x, precision="fp16")
 
 
 def test_native_half_probes_answer_per_dtype(monkeypatch):

@@ -58,6 +58,11 @@ def cpu_has_native_fp16() -> bool:
     return "avx512_fp16" in _cpu_flags()
 
 
+# What a CPU needs for each half type to be native: (the instruction sets, lscpu's flags).
+NATIVE_HALF = {torch.bfloat16: ("AVX-512 BF16 or AMX", "avx512_bf16 or amx_bf16"),
+               torch.float16: ("AVX-512 FP16 or AMX FP16", "avx512_fp16 or amx_fp16")}
+
+
 def cpu_has_native(dtype: torch.dtype) -> bool:
     """Whether this CPU computes ``dtype`` (bfloat16 or float16) natively, not emulated."""
     if dtype == torch.bfloat16:

@@ -225,8 +225,8 @@ def _run(model: nn.Module, x: torch.Tensor, opts: _Options) -> torch.Tensor:
     if half is not None and model_dtype != torch.float32:
         raise ValueError(f"precision {half} needs float32 weights; the network's are {model_dtype}")
     if half is not None and device.type == "cpu" and not backends.cpu_has_native(half):
-        name, units = ("bfloat16", "AVX-512 BF16 or AMX") if half == torch.bfloat16 else ("float16", "AVX-512 FP16 or AMX FP16")
-        warnings.warn(f"precision='{name}' on this CPU is emulated (it has no {units}): over 100x "
+        name = "bfloat16" if half == torch.bfloat16 else "float16"
+        warnings.warn(f"precision='{name}' on this CPU is emulated (it has no {backends.NATIVE_HALF[half][0]}): over 100x "
                       "slower than float32 here; leave precision at 'float32'", EmulatedPrecisionWarning, stacklevel=4)
     home, in_dtype = x.device, x.dtype
     x = x.to(model_dtype)

@@ -122,17 +122,14 @@ def pick_device(spec: str, d: D.Dist) -> torch.device:
 
 
 def pick_precision(spec: str, device: torch.device) -> str:
-    if spec == "bf16" and device.type == "cpu" and not backends.cpu_has_native_bf16():
-        # measured on an AVX2-only EPYC: a durn_u step unfinished after 10 minutes (4.3 s in float32)
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(spec)
+    if half is not None and device.type == "cpu" and not backends.cpu_has_native(half):
+        # measured on an AVX2-only EPYC: a durn_u step in bf16 unfinished after 10 minutes
+        # (4.3 s in float32); a dilated 3x3 conv 134x (bf16) and 514x (fp16) slower than float32
+        units, flags = backends.NATIVE_HALF[half]
         raise ValueError(
-            "--precision bf16 needs a CPU with native bf16 (AVX-512 BF16 or AMX; lscpu lists "
-            "avx512_bf16 or amx_bf16); this CPU emulates it, over 100x slower than float32. "
-            "Use --precision fp32 or auto (a resumed run may change precision)")
-    if spec == "fp16" and device.type == "cpu" and not backends.cpu_has_native_fp16():
-        # measured on the same CPU: a dilated 3x3 conv 514x slower than in float32
-        raise ValueError(
-            "--precision fp16 needs a CPU with native fp16 (AVX-512 FP16 or AMX FP16; lscpu lists "
-            "avx512_fp16 or amx_fp16); this CPU emulates it, over 100x slower than float32. "
+            f"--precision {spec} needs a CPU with native {spec} ({units}; lscpu lists "
+            f"{flags}); this CPU emulates it, over 100x slower than float32. "
             "Use --precision fp32 or auto (a resumed run may change precision)")
     if spec != "auto":
         if spec == "fp64" and device.type == "cuda":

@@ -45,6 +45,9 @@ class Weights:
         return self.url is None
 
 
+# the card row of an entry's own weights before float16 storage
+FLOAT32_ROW = "same weights in float32 (before float16 storage)"
+
 _DURN_P_RECIPE = (
     "python scripts/make_training_photos.py PHOTOS --sources skimage,opencv,vc2",
     "durn train --preset durn_p_gaussian --data PHOTOS/train --val-data PHOTOS/val "
@@ -116,7 +119,7 @@ DURN_P_PHOTOS_GAUSSIAN = Weights(
             "astronaut/sigma50": {"psnr_authors": 27.6619, "ssim_authors": 0.82566, "psnr_standard": 27.6738, "ssim_standard": 0.82303},
             "astronaut/sigma70": {"psnr_authors": 25.9404, "ssim_authors": 0.76381, "psnr_standard": 25.9443, "ssim_standard": 0.7626},
         },
-        "same weights in float32 (before float16 storage)": {
+        FLOAT32_ROW: {
             "camera/sigma30": {"psnr_authors": 28.4028, "ssim_authors": 0.72742, "psnr_standard": 28.402, "ssim_standard": 0.73749},
             "camera/sigma50": {"psnr_authors": 26.9085, "ssim_authors": 0.64661, "psnr_standard": 26.8973, "ssim_standard": 0.6604},
             "camera/sigma70": {"psnr_authors": 25.514, "ssim_authors": 0.55113, "psnr_standard": 25.4992, "ssim_standard": 0.56311},
@@ -173,47 +176,10 @@ DURN_P_PHOTOS_GAUSSIAN_V2 = Weights(
         "astronaut/sigma70": {"psnr_authors": 25.281, "ssim_authors": 0.66308, "psnr_standard": 25.2801, "ssim_standard": 0.6585},
     },
     baselines={
-        "noisy input": {
-            "camera/sigma30": {"psnr_authors": 19.1622, "ssim_authors": 0.25389, "psnr_standard": 19.156, "ssim_standard": 0.2424},
-            "camera/sigma50": {"psnr_authors": 15.1857, "ssim_authors": 0.14733, "psnr_standard": 15.185, "ssim_standard": 0.13616},
-            "camera/sigma70": {"psnr_authors": 12.7745, "ssim_authors": 0.10038, "psnr_standard": 12.7762, "ssim_standard": 0.09067},
-            "astronaut/sigma30": {"psnr_authors": 19.2279, "ssim_authors": 0.31064, "psnr_standard": 19.2186, "ssim_standard": 0.27991},
-            "astronaut/sigma50": {"psnr_authors": 15.1791, "ssim_authors": 0.19592, "psnr_standard": 15.1747, "ssim_standard": 0.16858},
-            "astronaut/sigma70": {"psnr_authors": 12.7331, "ssim_authors": 0.13888, "psnr_standard": 12.7306, "ssim_standard": 0.11651},
-        },
-        "FFDNet (official gray weights, told sigma)": {
-            "camera/sigma30": {"psnr_authors": 29.7689, "ssim_authors": 0.81546, "psnr_standard": 29.7872, "ssim_standard": 0.81751},
-            "camera/sigma50": {"psnr_authors": 28.2668, "ssim_authors": 0.75637, "psnr_standard": 28.2795, "ssim_standard": 0.76263},
-            "camera/sigma70": {"psnr_authors": 27.2735, "ssim_authors": 0.72054, "psnr_standard": 27.28, "ssim_standard": 0.72901},
-            "astronaut/sigma30": {"psnr_authors": 31.1092, "ssim_authors": 0.90514, "psnr_standard": 31.1296, "ssim_standard": 0.89858},
-            "astronaut/sigma50": {"psnr_authors": 28.5228, "ssim_authors": 0.85542, "psnr_standard": 28.5381, "ssim_standard": 0.84811},
-            "astronaut/sigma70": {"psnr_authors": 26.9356, "ssim_authors": 0.80624, "psnr_standard": 26.94, "ssim_standard": 0.80061},
-        },
-        "BM3D (bm3d 4.0.3, told sigma)": {
-            "camera/sigma30": {"psnr_authors": 29.2604, "ssim_authors": 0.78226, "psnr_standard": 29.2806, "ssim_standard": 0.78642},
-            "camera/sigma50": {"psnr_authors": 27.8222, "ssim_authors": 0.72975, "psnr_standard": 27.8367, "ssim_standard": 0.73836},
-            "camera/sigma70": {"psnr_authors": 26.6645, "ssim_authors": 0.68854, "psnr_standard": 26.6788, "ssim_standard": 0.70013},
-            "astronaut/sigma30": {"psnr_authors": 30.2937, "ssim_authors": 0.88791, "psnr_standard": 30.3106, "ssim_standard": 0.88337},
-            "astronaut/sigma50": {"psnr_authors": 27.6618, "ssim_authors": 0.82508, "psnr_standard": 27.6728, "ssim_standard": 0.82228},
-            "astronaut/sigma70": {"psnr_authors": 25.943, "ssim_authors": 0.76549, "psnr_standard": 25.9469, "ssim_standard": 0.76445},
-        },
-        "BM3D (bm3d 4.0.3, sigma from estimate_sigma, as a blind user runs it)": {
-            "camera/sigma30": {"psnr_authors": 29.2442, "ssim_authors": 0.78147, "psnr_standard": 29.2628, "ssim_standard": 0.7856},
-            "camera/sigma50": {"psnr_authors": 27.8222, "ssim_authors": 0.73033, "psnr_standard": 27.8348, "ssim_standard": 0.73888},
-            "camera/sigma70": {"psnr_authors": 26.6618, "ssim_authors": 0.68752, "psnr_standard": 26.6766, "ssim_standard": 0.6992},
-            "astronaut/sigma30": {"psnr_authors": 30.2963, "ssim_authors": 0.88842, "psnr_standard": 30.3158, "ssim_standard": 0.88404},
-            "astronaut/sigma50": {"psnr_authors": 27.6619, "ssim_authors": 0.82566, "psnr_standard": 27.6738, "ssim_standard": 0.82303},
-            "astronaut/sigma70": {"psnr_authors": 25.9404, "ssim_authors": 0.76381, "psnr_standard": 25.9443, "ssim_standard": 0.7626},
-        },
-        "durn_p.photos_gaussian (the previous release)": {
-            "camera/sigma30": {"psnr_authors": 28.4057, "ssim_authors": 0.72759, "psnr_standard": 28.4038, "ssim_standard": 0.73764},
-            "camera/sigma50": {"psnr_authors": 26.9053, "ssim_authors": 0.64654, "psnr_standard": 26.8952, "ssim_standard": 0.66046},
-            "camera/sigma70": {"psnr_authors": 25.5122, "ssim_authors": 0.55115, "psnr_standard": 25.4973, "ssim_standard": 0.56319},
-            "astronaut/sigma30": {"psnr_authors": 29.091, "ssim_authors": 0.82311, "psnr_standard": 29.0874, "ssim_standard": 0.8152},
-            "astronaut/sigma50": {"psnr_authors": 26.756, "ssim_authors": 0.72824, "psnr_standard": 26.7446, "ssim_standard": 0.7224},
-            "astronaut/sigma70": {"psnr_authors": 24.9805, "ssim_authors": 0.62291, "psnr_standard": 24.9651, "ssim_standard": 0.61749},
-        },
-        "same weights in float32 (before float16 storage)": {
+        # the same held-out conditions: the classical methods' rows are the previous card's measurements
+        **{k: v for k, v in DURN_P_PHOTOS_GAUSSIAN.baselines.items() if k != FLOAT32_ROW},
+        "durn_p.photos_gaussian (the previous release)": DURN_P_PHOTOS_GAUSSIAN.metrics,
+        FLOAT32_ROW: {
             "camera/sigma30": {"psnr_authors": 28.5833, "ssim_authors": 0.74522, "psnr_standard": 28.5919, "ssim_standard": 0.75145},
             "camera/sigma50": {"psnr_authors": 27.1704, "ssim_authors": 0.67471, "psnr_standard": 27.1736, "ssim_standard": 0.68513},
             "camera/sigma70": {"psnr_authors": 25.8683, "ssim_authors": 0.58459, "psnr_standard": 25.8652, "ssim_standard": 0.59523},
@@ -294,7 +260,7 @@ DURN_US_PHOTOS_HAZE = Weights(
             "astronaut/haze-beta1.2": {"psnr_authors": 16.523, "ssim_authors": 0.75004, "psnr_standard": 17.8523, "ssim_standard": 0.89682},
             "astronaut/haze-beta1.6": {"psnr_authors": 16.7203, "ssim_authors": 0.75293, "psnr_standard": 18.1056, "ssim_standard": 0.89495},
         },
-        "same weights in float32 (before float16 storage)": {
+        FLOAT32_ROW: {
             "camera/haze-beta0.8": {"psnr_authors": 20.4658, "ssim_authors": 0.89786, "psnr_standard": 22.1723, "ssim_standard": 0.93677},
             "camera/haze-beta1.2": {"psnr_authors": 19.7959, "ssim_authors": 0.86468, "psnr_standard": 21.3823, "ssim_standard": 0.9079},
             "camera/haze-beta1.6": {"psnr_authors": 17.8989, "ssim_authors": 0.82281, "psnr_standard": 19.3294, "ssim_standard": 0.87001},
@@ -377,7 +343,7 @@ DURN_P_REAL_PHOTOS_CAMERA_NOISE = Weights(
             "astronaut/camera-shot0.004": {"psnr_authors": 33.3099, "ssim_authors": 0.84137, "psnr_standard": 36.4404, "ssim_standard": 0.96156},
             "astronaut/camera-shot0.012": {"psnr_authors": 28.0912, "ssim_authors": 0.77823, "psnr_standard": 30.9466, "ssim_standard": 0.91808},
         },
-        "same weights in float32 (before float16 storage)": {
+        FLOAT32_ROW: {
             "camera/camera-shot0.001": {"psnr_authors": 37.2204, "ssim_authors": 0.94527, "psnr_standard": 38.8879, "ssim_standard": 0.95457},
             "camera/camera-shot0.004": {"psnr_authors": 34.7307, "ssim_authors": 0.90756, "psnr_standard": 36.5352, "ssim_standard": 0.93436},
             "camera/camera-shot0.012": {"psnr_authors": 29.4366, "ssim_authors": 0.74797, "psnr_standard": 31.3171, "ssim_standard": 0.8125},
