@@ -489,6 +489,7 @@ def test_bf16_on_a_cpu_that_emulates_it_is_refused(tmp_path, train_photos, monke
     assert loop.pick_precision("auto", torch.device("cpu")) == "fp32"
     monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
     assert loop.pick_precision("bf16", torch.device("cpu")) == "bf16"
+    assert loop.pick_precision("auto", torch.device("cpu")) == "bf16"
     monkeypatch.setattr(backends, "cpu_has_native_fp16", lambda: False)
     with pytest.raises(ValueError, match="native fp16.*--precision fp32"):
         loop.pick_precision("fp16", torch.device("cpu"))

@@ -74,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("hardware")
     g.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:1")
     g.add_argument("--precision", default=S, choices=("auto", "fp32", "bf16", "fp16", "fp64"),
-                   help="auto: bf16 autocast on CUDA, fp32 on CPU")
+                   help="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16 or AMX), else fp32")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=S,
                    help="channels_last memory format (default: on for CUDA; on CPU for durn_p, durn_p_real, durn_s)")
     g.add_argument("--workers", type=int, default=S, help="data loader processes per training process")

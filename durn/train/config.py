@@ -45,7 +45,7 @@ class TrainConfig:
     ckpt_every: int = 500
     workers: int | None = None        # DataLoader workers per process (None: 0 on CPU, 4 on GPU)
     device: str = "auto"              # "auto", "cpu", "cuda", "cuda:1"
-    precision: str = "auto"           # auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16, fp64
+    precision: str = "auto"           # auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, bf16, fp16, fp64
     channels_last: bool | None = None  # None: on for CUDA, and on CPU for durn_p, durn_p_real, durn_s
     ema: float = 0.0                  # EMA decay of the weights (0: off)
     grad_clip: float = 0.0            # max gradient norm (0: off)
