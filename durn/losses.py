@@ -11,6 +11,9 @@ it against an independent float64 computation and scikit-image's Gaussian SSIM.
 ``"l2"``            mean squared error                          DuRN-P (Gaussian noise)
 ``"l1"``            mean absolute error
 ``"ssim"``          ``-SSIM``
+``"psnr"``          ``-PSNR`` per image, averaged (log MSE)     release runs whose cards
+                                                                average PSNR over unequal
+                                                                conditions (durn_s)
 ``"ssim_l1"``       ``1.1 * (-SSIM) + 0.75 * L1``               durn_p_real, durn_u, durn_us,
                                                                 durn_s, durn_s_p stage 1
 ``"l1_x1.1"``       ``1.1 * L1``                                durn_s_p stage 2
@@ -19,6 +22,12 @@ it against an independent float64 computation and scikit-image's Gaussian SSIM.
 Each is a ``torch.nn.Module`` called as ``loss(output, target)`` on (N, C, H, W) tensors,
 returning a scalar (the batch mean); ``loss.terms(output, target)`` gives the unweighted
 terms too, for logging.
+
+``"psnr"`` is ``mean_i 10 log10(MSE_i + 1e-5)``: minus each image's PSNR (capped at 50 dB),
+averaged. Its gradient weights each image by ``1 / MSE_i``, so an image that is nearly
+clean (light rain: 32 dB on the card) counts as much in dB as a badly degraded one
+(heavy rain: 13 dB), where L2 lets the large errors of the latter set the output and a
+network learns to hedge, darkening every image by the rain it usually sees.
 """
 from __future__ import annotations
 
@@ -26,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LOSSES", "WeightedLoss", "l1_loss", "l2_loss", "make_loss", "ssim", "ssim_loss"]
+__all__ = ["LOSSES", "WeightedLoss", "l1_loss", "l2_loss", "make_loss", "psnr_loss", "ssim", "ssim_loss"]
 
 
 def _check(output: torch.Tensor, target: torch.Tensor) -> None:
@@ -62,7 +71,18 @@ def l2_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(output, target)
 
 
-_TERMS = {"ssim": ssim_loss, "l1": l1_loss, "l2": l2_loss}
+PSNR_LOSS_EPS = 1e-5  # caps an image's PSNR at 50 dB, so a crop the identity restores exactly stays finite
+
+
+def psnr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``-PSNR`` (dB, data range 1) of each image, averaged over the batch:
+    ``mean_i 10 log10(MSE_i + PSNR_LOSS_EPS)``."""
+    _check(output, target)
+    mse = (output.float() - target.float()).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(mse + PSNR_LOSS_EPS).mean()
+
+
+_TERMS = {"ssim": ssim_loss, "l1": l1_loss, "l2": l2_loss, "psnr": psnr_loss}
 
 
 class WeightedLoss(nn.Module):
@@ -91,13 +111,14 @@ LOSSES = {
     "l2": {"l2": 1.0},
     "l1": {"l1": 1.0},
     "ssim": {"ssim": 1.0},
+    "psnr": {"psnr": 1.0},
     "ssim_l1": {"ssim": 1.1, "l1": 0.75},
     "l1_x1.1": {"l1": 1.1},
 }
 
 
 def make_loss(name: str) -> WeightedLoss:
-    """A loss by name: ``"l2"``, ``"l1"``, ``"ssim"``, ``"ssim_l1"`` (the paper's
+    """A loss by name: ``"l2"``, ``"l1"``, ``"ssim"``, ``"psnr"``, ``"ssim_l1"`` (the paper's
     ``1.1 * (-SSIM) + 0.75 * L1``) or ``"l1_x1.1"`` (DuRN-S-P's second stage)."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")

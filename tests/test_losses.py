@@ -86,3 +86,27 @@ def test_loss_errors():
         losses.ssim(x[..., :8, :8], x[..., :8, :8])
     with pytest.raises(ValueError, match="terms"):
         losses.WeightedLoss({"lpips": 1.0})
+
+
+def test_psnr_loss_is_minus_the_mean_psnr_of_the_images():
+    from durn.metrics import psnr
+
+    x, y = _images((3, 3, 24, 20), seed=5)
+    x, y = x.float(), y.float()
+    y = y.clone()
+    y[1] = x[1] + 0.1 * (y[1] - x[1])  # one image nearly clean: 20 dB above the others
+    per_image = torch.stack([torch.as_tensor(psnr(x[i], y[i], 1.0), dtype=torch.float64) for i in range(3)])
+    capped = -10 * torch.log10(10 ** (-per_image / 10) + losses.PSNR_LOSS_EPS)  # durn.metrics' PSNR, capped
+    assert float((capped - per_image)[[0, 2]].abs().max()) < 0.01  # the cap: nothing at 22 dB
+    assert abs(float(losses.make_loss("psnr")(x, y)) + float(capped.mean())) < 1e-4
+    # weighting: against L2, the nearly clean image's gradient grows by 1 / MSE_i relative
+    # to the others' (errors 10x smaller, MSE 100x: from 0.1x the others' gradient to 10x)
+    def grad_norms(name):
+        xg = x.clone().requires_grad_()
+        losses.make_loss(name)(xg, y).backward()
+        return xg.grad.flatten(1).norm(dim=1)
+
+    g2, gp = grad_norms("l2"), grad_norms("psnr")
+    assert g2[1] < 0.2 * g2[0] and gp[1] > 5 * gp[0] and gp[1] > 5 * gp[2]
+    # an exact restoration stays finite (the cap)
+    assert torch.isfinite(losses.make_loss("psnr")(x, x))
