@@ -268,16 +268,14 @@ def _checkpoint_step(path: Path) -> int | None:
 def logged_train_seconds(log: Path) -> float | None:
     """Seconds the run's logged steps took (validation and checkpoints not counted), from
     log.jsonl: a resumed run's log holds every step once."""
+    from .train.checkpoint import log_lines
+
     total, previous = 0.0, 0
     try:
-        lines = log.read_text().splitlines()
+        records = [record for _, record in log_lines(log)]
     except OSError:
         return None
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
+    for record in records:
         if "s_per_step" in record:
             total += record["s_per_step"] * (record["step"] - previous)
             previous = record["step"]

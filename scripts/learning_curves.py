@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from durn.atomic import atomic_write
+from durn.train.checkpoint import log_lines
 
 
 @dataclass
@@ -54,11 +55,7 @@ def read_run(spec: str) -> Curve:
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
     curve = Curve(run.name, start, config.get("batch_size"), config.get("crop"), config.get("steps"))
     seen = {}
-    for line in log.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
+    for _, record in log_lines(log):  # lines cut by a kill are left out
         if "val_psnr" in record and "val_input_psnr" in record:
             seen[record["step"]] = (record["val_psnr"], record["val_input_psnr"])  # a resumed run may log a step twice
     curve.points = [(start + step, psnr, base) for step, (psnr, base) in sorted(seen.items())]

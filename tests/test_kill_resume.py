@@ -262,3 +262,16 @@ def test_train_survives_any_sequence_of_kills_and_reruns(tmp_path, train_photos,
     assert_same_state(reference_run / "best.pt", run / "best.pt")
     assert log_without_timing(reference_run) == log_without_timing(run)
     assert snapshot(train_photos) == photos
+
+
+def test_a_log_cut_by_a_kill_is_read_and_truncated_without_its_broken_line(tmp_path):
+    from durn.ablation import logged_train_seconds
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 10, "s_per_step": 2.0}\n{"step": 20, "s_per_step": 3.0}\n'
+                   '{"step": 20, "val_psnr": 25.0}\n7\n{"step": 30, "s_per_st')
+    assert [r["step"] for _, r in ckpt_io.log_lines(log)] == [10, 20, 20]  # the number and the cut line left out
+    assert logged_train_seconds(log) == 2.0 * 10 + 3.0 * 10
+    ckpt_io.truncate_log(log, 10)
+    assert log.read_text() == '{"step": 10, "s_per_step": 2.0}\n'
+    assert logged_train_seconds(tmp_path / "missing.jsonl") is None

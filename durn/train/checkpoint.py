@@ -142,18 +142,25 @@ def remove_temp_files(run: Path) -> list[str]:
     return remove_stale_temp_files(run / name for name in RUN_FILES)
 
 
+def log_lines(path: Path) -> list[tuple[str, dict]]:
+    """Each intact line of a run's ``log.jsonl`` with its record; a line cut short by a
+    kill (not a JSON object) is left out. Raises ``OSError`` if the file cannot be read."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append((line, record))
+    return out
+
+
 def truncate_log(path: Path, step: int) -> None:
     """Drop log lines of steps after ``step`` (written after the checkpoint being resumed),
     so a resumed run's log has every step once."""
     if not path.is_file():
         return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line).get("step", 0) > step:
-                continue
-        except json.JSONDecodeError:
-            continue  # a line cut short by the kill
-        kept.append(line)
+    kept = [line for line, record in log_lines(path) if record.get("step", 0) <= step]
     data = "".join(line + "\n" for line in kept).encode()
     atomic_write(path, lambda f: f.write(data))
