@@ -275,6 +275,7 @@ def test_released_durn_p_reproduces_its_model_card(one_thread):
 @pytest.mark.parametrize("network, condition, baseline, gain", [
     ("durn_us", "haze-beta1.2", "hazy input", 1),         # it dehazes
     ("durn_p_real", "camera-shot0.004", "noisy input", 3),  # it denoises: the release floor on that cell
+    ("durn_s_p", "drops-many", "raindrop input", 2),       # it removes raindrops (+3.69 dB on that cell)
 ])
 def test_released_colour_network_reproduces_its_model_card(one_thread, network, condition, baseline, gain):
     """One camera cell of the card recomputed from the packaged file, with the same

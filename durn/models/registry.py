@@ -115,6 +115,7 @@ SPECS: dict[str, NetworkSpec] = {
             authors_keys=tuple(keys.durn_s_p_keys()),
             authors_archive=(("RainDrop", "DuRN_S_P_model.pt"),),
             authors_channel_order="BGR",  # trained and evaluated on images read with OpenCV
+            default_weights="durn_s_p.photos_raindrop",
             preset="durn_s_p_raindrop",
         ),
     )
