@@ -314,7 +314,7 @@ def test_restore_module_in_torchvision_compose(p_real):
 
 
 def test_restore_module_by_name_needs_weights(tmp_path):
-    with pytest.raises(ValueError, match=r"no pretrained weights for durn_s.*trainedmodels.*untrained"):
+    with pytest.raises(ValueError, match=r"no pretrained weights for durn_s yet.*trainedmodels.*untrained"):
         durn.Restore("durn_s")
     released = durn.Restore("durn_p_real")  # released since durn_p_real.photos_camera_noise
     default = load_network("durn_p_real", "default")
