@@ -437,3 +437,16 @@ def test_rain_veil_chance_leaves_a_fraction_of_heavy_rain_unveiled():
     assert make_degradation("rain").veil_chance == 1.0  # the default keeps every earlier seed's rain
     with pytest.raises(ValueError, match="veil_chance"):
         make_degradation("rain:veil_chance=1.5")
+
+
+def test_rain_veil_follows_density_veils_dense_rain_and_seldom_sparse_rain():
+    x = _photo(h=64, w=64, seed=3)
+    def veiled(spec):
+        rain = make_degradation(spec + ",veil=0.3,veil_follows_density=1,angle=0,spread=0")
+        # the veil lifts even the pixels far from every streak; without one they stay put
+        return sum(float((rain(x, _gen(s)) - x).amax(0).min()) > 1e-3 for s in range(30))
+    dense = veiled("rain:density=0.008,layers=3")  # every layer at HEAVY_RAIN_DENSITY or above: chance 1
+    sparse = veiled("rain:density=0.0005,layers=1")  # heaviness 0.06-0.125: chance at most 1/8
+    assert dense == 30
+    assert sparse <= 10  # binomial(30, 0.125) exceeds 10 with p < 1e-3
+    assert make_degradation("rain").veil_follows_density is False

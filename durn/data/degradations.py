@@ -567,7 +567,11 @@ class RainStreaks(Degradation):
     resolve), a uniform screen layer of strength ``veil`` scaled by the layers' summed density (full at
     :data:`HEAVY_RAIN_DENSITY`), in a fraction ``veil_chance`` of the images (the rest have
     none: rain photographed close, or light rain, shows no veil; a network trained only on
-    veiled rain learns to subtract a veil that is not there and darkens them)."""
+    veiled rain learns to subtract a veil that is not there and darkens them). With
+    ``veil_follows_density`` the chance is ``veil_chance`` times the heaviness: the veil is
+    rain accumulation, so dense rain nearly always carries one and sparse rain seldom does
+    (a network that cannot yet measure the veil then learns to expect one where the rain is
+    dense, instead of a coin flip it hedges by leaving every veil in place)."""
     density: Range = Range(0.0005, 0.004)
     length: Range = Range(8.0, 30.0)
     angle: Range = Range(-30.0, 30.0)
@@ -577,6 +581,7 @@ class RainStreaks(Degradation):
     width: Range = Range(0.3, 1.2)
     veil: Range = Range(0.0, 0.3)
     veil_chance: float = 1.0
+    veil_follows_density: bool = False
     name = "rain"
 
     def __post_init__(self):
@@ -611,7 +616,8 @@ class RainStreaks(Degradation):
             s, total = s + layer, total + density
         heaviness = min(1.0, total / HEAVY_RAIN_DENSITY)
         veil = self.veil.draw(g) * heaviness
-        if self.veil_chance < 1.0 and _uniform(g, 0, 1) >= self.veil_chance:
+        chance = self.veil_chance * (heaviness if self.veil_follows_density else 1.0)
+        if (self.veil_chance < 1.0 or self.veil_follows_density) and _uniform(g, 0, 1) >= chance:
             veil = 0.0
         s = (1 - (1 - s.clamp(0, 1)) * (1 - veil)).to(clean)
         return 1 - (1 - clean) * (1 - s)
