@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default=S, metavar="NAME", help="another paper dataset than the preset's")
     g.add_argument("--degrade", default=S, metavar="SPEC",
                    help="train on your own photos degraded synthetically: gaussian:30,50,70, blur, haze, rain, raindrop")
+    g.add_argument("--scene", default=S, metavar="SPEC",
+                   help="draw structure into the clean training photos before --degrade (input and target alike), "
+                        "for the network to keep: lines (long thin lines; validation photos stay as they are)")
     g.add_argument("--val-data", default=S, metavar="DIR", help="validation data (default: held out from --data)")
     g.add_argument("--val-images", type=int, default=S, metavar="N", help="at most N validation images (default 16)")
     g.add_argument("--val-crop", type=int, default=S, metavar="C",

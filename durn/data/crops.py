@@ -6,7 +6,7 @@ import torch
 
 # Streams keep independent draws apart: the crop of item i never shares numbers with the
 # degradation of item i.
-STREAM_CROP, STREAM_DEGRADE, STREAM_VARIANT, STREAM_FLIP = 0, 1, 2, 3
+STREAM_CROP, STREAM_DEGRADE, STREAM_VARIANT, STREAM_FLIP, STREAM_SCENE = 0, 1, 2, 3, 4
 
 
 def item_generator(seed: int, index: int, epoch: int = 0, stream: int = 0) -> torch.Generator:

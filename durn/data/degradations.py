@@ -764,6 +764,12 @@ def make_degradation(spec) -> Degradation:
         if any(s < 0 or not math.isfinite(s) for s in sigmas):
             raise ValueError(f"gaussian sigmas must be finite and >= 0, got {rest!r}")
         return GaussianNoise(sigmas)
+    return cls(**parse_params(cls, name, items))
+
+
+def parse_params(cls, name: str, items: list[str]) -> dict:
+    """``["key=value", ...]`` as keyword arguments of the dataclass ``cls``, each value
+    parsed to its field's type (a :class:`Range` from ``lo..hi``)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for item in items:
@@ -775,4 +781,4 @@ def make_degradation(spec) -> Degradation:
             kwargs[key] = _parse_value(value.strip(), fields[key].default)
         except ValueError as err:
             raise ValueError(f"bad value for {name} parameter {key}: {value!r} ({err})") from None
-    return cls(**kwargs)
+    return kwargs

@@ -10,8 +10,9 @@ import torch
 from torch.utils.data import Dataset
 
 from .base import PairDatasetBase
-from .crops import STREAM_CROP, STREAM_DEGRADE, STREAM_FLIP, as_size, item_generator, randint
+from .crops import STREAM_CROP, STREAM_DEGRADE, STREAM_FLIP, STREAM_SCENE, as_size, item_generator, randint
 from .degradations import Degradation, make_degradation
+from .scene import make_scene
 from .images import list_images, read_image, rgb_to_gray, to_tensor
 
 
@@ -119,13 +120,17 @@ class SyntheticPairs(Dataset):
     ``e`` is the same for the same ``seed``: the crop and the degradation each draw from
     their own generator seeded by (seed, i, e). With ``crop``, a larger window (the
     degradation's reach on each side, where the image allows) is degraded and its centre
-    kept, so blur and streaks have context instead of the crop's mirrored border.
+    kept, so blur and streaks have context instead of the crop's mirrored border. ``scene``
+    (a :func:`durn.data.scene.make_scene` spec such as ``"lines"``) is drawn into the clean
+    window first, from its own generator, so input and target both carry it.
     """
 
     float_data = False
 
-    def __init__(self, source, degradation, *, crop=None, seed: int = 0, gray: bool = False, flip: bool = False):
+    def __init__(self, source, degradation, *, crop=None, seed: int = 0, gray: bool = False, flip: bool = False,
+                 scene=None):
         self.degradation: Degradation = make_degradation(degradation)
+        self.scene = make_scene(scene) if scene is not None else None
         self.crop = as_size(crop)
         self.seed = int(seed)
         self.flip = bool(flip)
@@ -159,6 +164,8 @@ class SyntheticPairs(Dataset):
         keep = None
         if self.crop is not None:
             clean, keep = self._crop(clean, index, name)
+        if self.scene is not None:
+            clean = self.scene(clean, item_generator(self.seed, index, self.epoch, STREAM_SCENE))
         degraded = self.degradation(clean, item_generator(self.seed, index, self.epoch, STREAM_DEGRADE))
         if keep is not None:
             top, left = keep

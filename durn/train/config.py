@@ -23,6 +23,7 @@ class TrainConfig:
     data: str | None = None           # paper dataset root, or a folder of clean photos with `degrade`
     dataset: str | None = None        # paper dataset name (default: the preset's)
     degrade: str | None = None        # train on your own photos: synthetic degradation spec
+    scene: str | None = None          # drawn into the clean training photos first (input and target): "lines"
     val_data: str | None = None       # separate validation data (same kind as `data`)
     val_images: int = 16              # at most this many validation images
     val_crop: int | None = 256        # centre crop of validation images (None: whole images)
@@ -180,6 +181,13 @@ def validate(c: TrainConfig) -> None:
         raise ValueError(f"grad_clip must be >= 0, got {c.grad_clip}")
     if c.degrade is not None and c.degrade.startswith("gaussian"):
         parse_gaussian(c.degrade)
+    if c.scene is not None:
+        from ..data.scene import make_scene
+
+        if c.degrade is None or c.degrade.startswith("gaussian"):
+            raise ValueError("scene draws into the photos a synthetic --degrade is applied to; "
+                             "it needs --degrade other than gaussian (durn_p adds its noise in the loop)")
+        make_scene(c.scene)
     from ..nn.block import CONNECTIONS
 
     if c.connection not in CONNECTIONS:

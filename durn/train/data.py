@@ -150,13 +150,15 @@ def _own_photos(c, dist) -> TrainData:
         train = CleanImageFolder(train_paths, crop=c.crop_size, gray=gray, seed=c.seed, flip=c.use_hflip)
     else:
         train = SyntheticPairs(CleanImageFolder(train_paths, gray=gray), c.degrade, crop=c.crop_size,
-                               seed=c.seed, gray=gray, flip=c.use_hflip)
+                               seed=c.seed, gray=gray, flip=c.use_hflip, scene=c.scene)
     val = None
     if val_paths:
         clean = CentreCropped(CleanImageFolder(val_paths, gray=gray), c.val_crop)
         val = ValidationSet(SyntheticPairs(clean, c.degrade, seed=c.seed + VAL_SEED_OFFSET, gray=gray),
                             limit=c.val_images, rank=dist.rank, world_size=dist.world_size)
-    what = f"{len(train_paths)} photos from {c.data} degraded by {c.degrade}; {len(val_paths)} held out for validation"
+    drawn = f" with {c.scene} drawn in first" if c.scene else ""
+    what = (f"{len(train_paths)} photos from {c.data}{drawn} degraded by {c.degrade}; "
+            f"{len(val_paths)} held out for validation")
     photos = tuple((Path(p).name, os.path.getsize(p)) for p in train_paths)
     return TrainData(EpochKeyed(train), val, what, photos)
 
