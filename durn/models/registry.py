@@ -72,7 +72,7 @@ SPECS: dict[str, NetworkSpec] = {
             authors_keys=tuple(keys.p_family_keys("P")),
             authors_archive=(("BSD_gray", "DuRN_P_model.pt"),),
             authors_channel_order="L",
-            default_weights="durn_p.photos_gaussian_v2",
+            default_weights="durn_p.photos_gaussian_v3",
             preset="durn_p_gaussian",
         ),
         NetworkSpec(
