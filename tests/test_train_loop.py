@@ -460,7 +460,7 @@ def test_bf16_training_validates_in_float32(tmp_path, train_photos, monkeypatch)
         assert trainer.precision == precision
         scores[precision] = trainer.validate()
     # bf16 would have moved the score: the network's output in autocast is not float32's
-    x = next(iter(trainer.data.val))["input"][None]
+    x = next(iter(trainer.data.val))[1]["input"][None]
     model = trainer.model.eval()
     with torch.no_grad():
         full = model(x)
@@ -495,3 +495,52 @@ def test_bf16_on_a_cpu_that_emulates_it_is_refused(tmp_path, train_photos, monke
         loop.pick_precision("fp16", torch.device("cpu"))
     monkeypatch.setattr(backends, "cpu_has_native_fp16", lambda: True)
     assert loop.pick_precision("fp16", torch.device("cpu")) == "fp16"
+
+
+def test_val_degrade_validates_every_photo_at_each_fixed_condition(tmp_path, train_photos):
+    light, heavy = "rain:density=0.001,brightness=0.4,layers=1,veil=0", "rain:density=0.004,layers=3,veil=0.25"
+    result = quick(tmp_path, train_photos, preset="durn_p_real", degrade="rain", val_degrade=f"{light}; {heavy}",
+                   steps=1, val_every=1, val_images=2)
+    val = [r for r in read_log(tmp_path / "run") if "val_psnr" in r][-1]
+    conditions = val["val_conditions"]
+    assert list(conditions) == [light, heavy]
+    assert all(c["images"] == 1 for c in conditions.values()) and val["val_images"] == 2  # 1 photo x 2
+    assert conditions[heavy]["input_psnr"] < conditions[light]["input_psnr"] - 5  # they are the conditions asked
+    assert val["val_psnr"] == pytest.approx((conditions[light]["psnr"] + conditions[heavy]["psnr"]) / 2, abs=1e-9)
+    assert result.best_metrics["conditions"][heavy]["psnr"] == conditions[heavy]["psnr"]
+
+
+def test_val_degrade_card_takes_the_model_cards_conditions(tmp_path, train_photos, capsys):
+    from durn.heldout import CONDITIONS
+
+    quick(tmp_path, train_photos, preset="durn_p_real", degrade="camera_noise", val_degrade="card",
+          steps=1, val_every=1, val_images=1)
+    val = [r for r in read_log(tmp_path / "run") if "val_psnr" in r][-1]
+    assert list(val["val_conditions"]) == list(CONDITIONS["durn_p_real"])  # labels as on the card
+    shots = [c["input_psnr"] for c in val["val_conditions"].values()]
+    assert shots == sorted(shots, reverse=True)  # shot 0.001, 0.004, 0.012: noisier and noisier
+    base = ["train", "--preset", "durn_p_real", "--data", str(train_photos), "--steps", "1", "--batch-size", "1",
+            "--crop", "16", "--val-every", "0", "--no-progress"]
+    assert cli_main(base + ["--degrade", "gaussian:10", "--val-degrade", "card", "--out", str(tmp_path / "a")]) == 2
+    assert "cycles its sigmas" in capsys.readouterr().err
+    assert cli_main(base + ["--degrade", "rain", "--val-degrade", "rain;snow", "--out", str(tmp_path / "b")]) == 2
+    assert "bad degradation 'snow'" in capsys.readouterr().err
+    assert cli_main(base + ["--degrade", "rain", "--val-degrade", "rain;", "--out", str(tmp_path / "b")]) == 2
+    assert "joined by ';'" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # a validation change would mix two scales in best.pt's choice: not on resume
+    assert cli_main(base + ["--degrade", "rain", "--out", str(tmp_path / "c")]) == 0
+    assert cli_main(base + ["--degrade", "rain", "--val-degrade", "rain", "--out", str(tmp_path / "c"),
+                            "--resume"]) == 2
+    assert "val_degrade" in capsys.readouterr().err
+
+
+def test_a_setting_newer_than_the_run_counts_as_its_default_on_resume():
+    from durn.train.config import make_config, resume_conflicts
+
+    now = make_config(out="r", data="d", degrade="rain").to_dict()
+    saved = {k: v for k, v in now.items() if k != "val_degrade"}  # a run started before the setting
+    assert resume_conflicts(saved, make_config(out="r", data="d", degrade="rain")) == []
+    conflicts = resume_conflicts(saved, make_config(out="r", data="d", degrade="rain", val_degrade="card",
+                                                    preset="durn_s_didmdn"))
+    assert any(c.startswith("val_degrade: run has the default None") for c in conflicts)

@@ -61,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="draw structure into the clean training photos before --degrade (input and target alike), "
                         "for the network to keep: lines (long thin lines; validation photos stay as they are)")
     g.add_argument("--val-data", default=S, metavar="DIR", help="validation data (default: held out from --data)")
+    g.add_argument("--val-degrade", default=S, metavar="SPECS",
+                   help="validate every validation photo at fixed degradations instead of one --degrade draw "
+                        "each: specs joined by ';', or 'card' for the model card's conditions (on the validation "
+                        "photos, never the card's); best.pt is then the best mean over those conditions")
     g.add_argument("--val-images", type=int, default=S, metavar="N", help="at most N validation images (default 16)")
     g.add_argument("--val-crop", type=int, default=S, metavar="C",
                    help="centre crop of validation images (default 256; 0: whole images)")

@@ -27,6 +27,7 @@ class TrainConfig:
     val_data: str | None = None       # separate validation data (same kind as `data`)
     val_images: int = 16              # at most this many validation images
     val_crop: int | None = 256        # centre crop of validation images (None: whole images)
+    val_degrade: str | None = None    # validation at fixed degradations: specs joined by ";", or "card"
     steps: int | None = None          # None: the preset's full recipe, in steps
     batch_size: int | None = None     # global batch (split over processes)
     crop: int | None = None
@@ -188,6 +189,8 @@ def validate(c: TrainConfig) -> None:
             raise ValueError("scene draws into the photos a synthetic --degrade is applied to; "
                              "it needs --degrade other than gaussian (durn_p adds its noise in the loop)")
         make_scene(c.scene)
+    if c.val_degrade is not None:
+        val_conditions(c)  # ValueError naming what was expected
     from ..nn.block import CONNECTIONS
 
     if c.connection not in CONNECTIONS:
@@ -207,6 +210,39 @@ def validate(c: TrainConfig) -> None:
             raise ValueError(f"unknown loss {c.loss!r}; expected one of {sorted(LOSSES)}")
 
 
+def val_conditions(c: TrainConfig) -> dict[str, str] | None:
+    """The fixed degradations validation runs at (label -> spec), or None for one draw of
+    ``degrade`` per validation photo. ``"card"`` is the network's held-out card conditions
+    (:data:`durn.heldout.CONDITIONS`), applied to the validation photos: checkpoints are
+    then chosen under the card's settings without touching the card's images."""
+    if c.val_degrade is None:
+        return None
+    if c.degrade is None or c.degrade.startswith("gaussian"):
+        raise ValueError("val_degrade validates own photos at fixed degradations; it needs --degrade other than "
+                         "gaussian (durn_p's validation already cycles its sigmas over the photos)")
+    from ..data import make_degradation
+
+    if c.val_degrade.strip() == "card":
+        from ..heldout import CONDITIONS
+
+        network = c.network
+        if network not in CONDITIONS:
+            raise ValueError(f"val_degrade 'card': {network} has no card conditions; networks with some: "
+                             f"{sorted(CONDITIONS)} (or give the specs, joined by ';')")
+        conditions = dict(CONDITIONS[network])
+    else:
+        specs = [s.strip() for s in c.val_degrade.split(";")]
+        if not all(specs):
+            raise ValueError(f"val_degrade is 'card' or degradation specs joined by ';', got {c.val_degrade!r}")
+        conditions = {spec: spec for spec in specs}
+    for label, spec in conditions.items():
+        try:
+            make_degradation(spec)
+        except (ValueError, KeyError) as err:
+            raise ValueError(f"val_degrade: bad degradation {spec!r}: {err}") from None
+    return conditions
+
+
 def resume_conflicts(saved: dict, current: TrainConfig) -> list[str]:
     """Settings that differ from the run being resumed and would change its result."""
     now = current.to_dict()
@@ -216,4 +252,9 @@ def resume_conflicts(saved: dict, current: TrainConfig) -> list[str]:
             continue
         if now[key] != value:
             out.append(f"{key}: run has {value!r}, now {now[key]!r}")
+    # a setting newer than the run: it ran with the default
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for key in sorted(set(now) - set(saved) - set(TrainConfig.RESUMABLE_CHANGES)):
+        if now[key] != defaults.get(key):
+            out.append(f"{key}: run has the default {defaults.get(key)!r} (it predates the setting), now {now[key]!r}")
     return out

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
+from .config import val_conditions
 from .stream import generator
 
 VAL_SEED_OFFSET = 1_000_003  # validation pairs are drawn with their own seed, fixed for the run
@@ -69,8 +70,10 @@ class CentreCropped(Dataset):
 class ValidationSet:
     """The validation pairs this process evaluates (indices ``rank::world``), read once."""
 
-    def __init__(self, dataset, *, limit: int, rank: int, world_size: int, noise_sigmas=None, seed: int = 0):
+    def __init__(self, dataset, *, limit: int, rank: int, world_size: int, noise_sigmas=None, seed: int = 0,
+                 groups: list[str] | None = None):
         self.dataset, self.noise_sigmas, self.seed = dataset, noise_sigmas, seed
+        self.groups = groups  # per pair: the condition it was degraded under (None: one draw each)
         self.count = min(len(dataset), limit)
         self.mine = list(range(rank, self.count, world_size))
         self._cache: dict[int, dict] = {}
@@ -79,10 +82,11 @@ class ValidationSet:
         return self.count
 
     def __iter__(self):
+        """(index, pair) for each of this process's pairs."""
         for i in self.mine:
             if i not in self._cache:
                 self._cache[i] = self._read(i)
-            yield self._cache[i]
+            yield i, self._cache[i]
 
     def _read(self, i: int) -> dict:
         item = self.dataset[i]
@@ -153,9 +157,17 @@ def _own_photos(c, dist) -> TrainData:
                                seed=c.seed, gray=gray, flip=c.use_hflip, scene=c.scene)
     val = None
     if val_paths:
-        clean = CentreCropped(CleanImageFolder(val_paths, gray=gray), c.val_crop)
-        val = ValidationSet(SyntheticPairs(clean, c.degrade, seed=c.seed + VAL_SEED_OFFSET, gray=gray),
-                            limit=c.val_images, rank=dist.rank, world_size=dist.world_size)
+        conditions = val_conditions(c)
+        if conditions is None:
+            clean = CentreCropped(CleanImageFolder(val_paths, gray=gray), c.val_crop)
+            val = ValidationSet(SyntheticPairs(clean, c.degrade, seed=c.seed + VAL_SEED_OFFSET, gray=gray),
+                                limit=c.val_images, rank=dist.rank, world_size=dist.world_size)
+        else:  # every validation photo under every condition: the mean is the conditions' mean
+            clean = CentreCropped(CleanImageFolder(val_paths[:c.val_images], gray=gray), c.val_crop)
+            pairs = ConcatDataset([SyntheticPairs(clean, spec, seed=c.seed + VAL_SEED_OFFSET, gray=gray)
+                                   for spec in conditions.values()])
+            val = ValidationSet(pairs, limit=len(pairs), rank=dist.rank, world_size=dist.world_size,
+                                groups=[label for label in conditions for _ in range(len(clean))])
     drawn = f" with {c.scene} drawn in first" if c.scene else ""
     what = (f"{len(train_paths)} photos from {c.data}{drawn} degraded by {c.degrade}; "
             f"{len(val_paths)} held out for validation")

@@ -418,8 +418,9 @@ class Trainer:
         model = self.ema.module if self.ema is not None else self.model
         was_training = model.training
         model.eval()
-        sums = torch.zeros(5, dtype=torch.float64)
-        for i, item in enumerate(val):
+        labels = list(dict.fromkeys(val.groups)) if val.groups else [None]
+        sums = torch.zeros(len(labels), 5, dtype=torch.float64)  # per condition: psnr, ssim, count, input's
+        for i, item in val:
             inp = item["input"][None].to(self.device, self.dtype)
             target = item["target"][None].to(self.device, self.dtype)
             out = model(inp)  # in full precision whatever the training's: what the card measures
@@ -428,12 +429,20 @@ class Trainer:
                 # the degraded input's own score, the bar the network has to clear
                 base = compare(inp[0].float(), target[0].float(), protocol="authors", color_space=self.color_space)
                 self._input_scores[i] = (base["psnr"], base["ssim"])
-            sums += torch.tensor([m["psnr"], m["ssim"], 1.0, *self._input_scores[i]], dtype=torch.float64)
+            g = labels.index(val.groups[i]) if val.groups else 0
+            sums[g] += torch.tensor([m["psnr"], m["ssim"], 1.0, *self._input_scores[i]], dtype=torch.float64)
         model.train(was_training)
         sums = D.all_sum(self.dist, sums.to(self.device)).cpu()
-        n = sums[2].item()
-        return {"psnr": sums[0].item() / n, "ssim": sums[1].item() / n, "images": int(n),
-                "input_psnr": sums[3].item() / n, "input_ssim": sums[4].item() / n}
+
+        def means(row) -> dict:
+            n = row[2].item()
+            return {"psnr": row[0].item() / n, "ssim": row[1].item() / n, "images": int(n),
+                    "input_psnr": row[3].item() / n, "input_ssim": row[4].item() / n}
+
+        result = means(sums.sum(0))
+        if val.groups:
+            result["conditions"] = {label: means(row) for label, row in zip(labels, sums)}
+        return result
 
     # -- the loop ----------------------------------------------------------------
     def loader(self):
@@ -559,9 +568,13 @@ class Trainer:
         improved = self.best is None or metrics["psnr"] > self.best["psnr"]
         if improved:
             self.best = {"step": self.step, **metrics}
-        self.log({"step": self.step, "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"],
+        record = {"step": self.step, "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"],
                   "val_input_psnr": metrics["input_psnr"], "val_input_ssim": metrics["input_ssim"],
-                  "val_images": metrics["images"], "best_step": self.best["step"]})
+                  "val_images": metrics["images"], "best_step": self.best["step"]}
+        if "conditions" in metrics:  # --val-degrade: the mean above is these conditions' mean
+            record["val_conditions"] = {label: {k: m[k] for k in ("psnr", "input_psnr", "images")}
+                                        for label, m in metrics["conditions"].items()}
+        self.log(record)
         if improved:
             self.save("best.pt")
 
