@@ -24,7 +24,8 @@ run that another queue holds.
 
 So stopping the queue at any moment (SIGTERM or Ctrl-C: the running ``durn train``
 writes ``last.pt`` and exits) and starting it again continues where it stopped. The
-queue and its trainings run niced (``--nice``, default 5) so the machine stays usable.
+queue and its trainings run niced (``--nice``, default 5) so the machine stays usable;
+``--threads N`` gives each training N CPU threads (one queue per core: ``--threads 1``).
 Each run's console output is appended to ``RUNS/NAME.console.log``, beside its folder.
 """
 from __future__ import annotations
@@ -144,6 +145,10 @@ def main(argv=None) -> int:
     parser.add_argument("--nice", type=int, default=5,
                         help="niceness of the queue and its trainings (default 5: lower than interactive work, but "
                              "not starved by it, which at 19 took a durn_u step from 2 s to 15 s)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads of each training (sets OMP_NUM_THREADS; default: torch's choice, "
+                             "every core). Two queues side by side on a 2-core machine need --threads 1: "
+                             "with two threads each, a durn_u step took 14 s instead of 5")
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only these runs")
     parser.add_argument("--status", action="store_true", help="print each run's state and exit")
     args = parser.parse_args(argv)
@@ -160,6 +165,10 @@ def main(argv=None) -> int:
             running = held_elsewhere(args.runs, run["name"])
             print(f"{run['name']:32} {state:9} {done} / {planned_steps(run)} steps" + ("  (running)" if running else ""))
         return 0
+    if args.threads < 0:
+        parser.error(f"--threads takes a positive count (0: torch's choice), got {args.threads}")
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every training it starts
     if args.nice:
         os.nice(args.nice)
     args.runs.mkdir(parents=True, exist_ok=True)
@@ -219,7 +228,8 @@ def run_one(run, folder, args, parser, lock, started) -> int | None:
     extra = {"started": ["--resume"], "stuck": ["--overwrite"], "new": []}[state]
     command = [sys.executable, "-m", "durn", "train", *train_args, "--out", os.fspath(folder), *extra,
                "--no-progress"]
-    print(f"train_queue: {run['name']}: {state} at step {done}; {' '.join(command[1:])}", flush=True)
+    threads = f" ({os.environ['OMP_NUM_THREADS']} CPU threads)" if args.threads else ""
+    print(f"train_queue: {run['name']}: {state} at step {done}{threads}; {' '.join(command[1:])}", flush=True)
     with open(args.runs / f"{run['name']}.console.log", "a") as console:
         # The training inherits the lock, so the run stays held while it runs even if the queue is killed.
         child = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT, pass_fds=(lock.fd,))

@@ -168,6 +168,21 @@ def test_two_queues_share_a_file_without_running_one_run_twice(tmp_path, train_p
     assert torch.load(runs / "free" / "last.pt", weights_only=True)["step"] == 1
 
 
+def test_queue_threads_reach_the_training(tmp_path, train_photos):
+    """--threads N sets OMP_NUM_THREADS for the trainings (two queues on two cores: N = 1)."""
+    probe = _tiny_run("probe", 1)
+    queue = _queue(tmp_path, [probe])
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    runs = tmp_path / "runs"
+    done = subprocess.run(_queue_command(queue, runs, train_photos, "--threads", "1"), env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "probe: new at step 0 (1 CPU threads)" in done.stdout
+    bad = subprocess.run(_queue_command(queue, runs, train_photos, "--threads", "-1"), env=env, capture_output=True,
+                         text=True)
+    assert bad.returncode != 0 and "--threads takes a positive count" in bad.stderr
+
+
 @pytest.mark.parametrize("runs, message", [
     ([{"name": "a", "args": ["--preset", "durn_p"]}], "needs --steps"),
     ([{"name": "a", "args": ["--steps", "2", "--out", "x"]}], "must not give"),
