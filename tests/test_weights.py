@@ -118,6 +118,16 @@ def test_no_default_entry_explains_how_to_get_weights(monkeypatch):
         durn.durn_u(weights="default")
 
 
+def test_no_default_message_names_the_entries_in_progress(monkeypatch):
+    """A network whose entries are all below the release floor has no default; its error
+    names them, so a user can still load one by name."""
+    entry = W.WEIGHTS["durn_p.photos_gaussian"]
+    monkeypatch.setattr(W, "DEFAULTS", {})
+    monkeypatch.setattr(W, "WEIGHTS", {entry.name: entry})
+    with pytest.raises(ValueError, match=r"no pretrained weights for durn_p yet \(work in progress.*'durn_p\.photos_gaussian'"):
+        durn.durn_p(weights="default")
+
+
 @pytest.mark.parametrize("bad", ["durn_p.nonexistent", "no/such/file.pt"])
 def test_unknown_names_and_missing_files(bad):
     with pytest.raises((ValueError, FileNotFoundError), match="unknown weights|not found"):

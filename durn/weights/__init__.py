@@ -60,7 +60,8 @@ def no_default_message(network: str) -> str:
     others = list_weights(network)
     return (
         f"durn has released no pretrained weights for {network} yet"
-        + (f" (entries: {others})" if others else "")
+        + (f" (work in progress, below the quality a default must reach, loadable by name: "
+           f"{', '.join(repr(n) for n in others)}; see docs/weights.md)" if others else "")
         + f". To use the authors' weights, download their 'trainedmodels' archive ({AUTHORS_ARCHIVE_URL}, "
         f"linked from the DuRN authors' GitHub README), run `durn import-authors path/to/archive` once, then "
         f"pass weights='authors'; or pass the file itself: weights='path/to/{archive_path(network)}'."
