@@ -172,10 +172,10 @@ def main(argv=None) -> int:
                         help="print the model cards of docs/weights.md, made from the registry, and exit")
     args = parser.parse_args(argv)
     if args.readme:
-        from durn.weights import WEIGHTS
+        from durn.weights import DEFAULTS, WEIGHTS
         from durn.weights.cards import readme_block
 
-        print(readme_block(list(WEIGHTS.values())))
+        print(readme_block(list(WEIGHTS.values()), DEFAULTS))
         return 0
     if args.out is None:
         parser.error("--out is required to measure")

@@ -318,7 +318,17 @@ def test_readme_model_cards_are_the_registry():
 
     page = (REPO / "docs" / "weights.md").read_text()
     assert page.count(BEGIN) == 1 and page.count(END) == 1, "one block of cards, pasted once"
-    assert page[page.index(BEGIN):page.index(END) + len(END)] == readme_block(list(W.WEIGHTS.values()))
+    assert page[page.index(BEGIN):page.index(END) + len(END)] == readme_block(list(W.WEIGHTS.values()), W.DEFAULTS)
+
+
+def test_model_card_says_whether_an_entry_is_the_default_an_earlier_release_or_in_progress():
+    from durn.weights.cards import model_card
+
+    entry = W.WEIGHTS["durn_p.photos_gaussian"]
+    status = lambda defaults: next(l for l in model_card(entry, defaults).splitlines() if l.startswith("| status |"))
+    assert "the default of `durn_p`" in status({"durn_p": entry.name})
+    assert "earlier release" in status({"durn_p": "durn_p.photos_gaussian_v3"})
+    assert "in progress" in status({}) and "--init durn_p.photos_gaussian" in status({})
 
 
 def test_evaluate_defaults_to_the_released_weights_and_records_them(packaged, tmp_path, capsys):

@@ -36,9 +36,21 @@ def metrics_table(entry: Weights) -> str:
     return results_table([("**" + entry.name + "**", entry.metrics), *entry.baselines.items()])
 
 
-def model_card(entry: Weights) -> str:
+def _status(entry: Weights, defaults) -> str:
+    if defaults.get(entry.network) == entry.name:
+        return f"the default of `{entry.network}`: what `pretrained=True` and `weights=\"default\"` load"
+    if entry.network in defaults:
+        return f"an earlier release of `{entry.network}`; load it by name: `weights=\"{entry.name}\"`"
+    return (f"**in progress**: below the quality a default must reach, so `{entry.network}` has no default yet; "
+            f"kept so that training continues from it (`durn train --init {entry.name}`) and loadable by name: "
+            f"`weights=\"{entry.name}\"`")
+
+
+def model_card(entry: Weights, defaults: dict[str, str]) -> str:
+    """``defaults``: each network's default entry name (durn.weights.DEFAULTS), for the card's status row."""
     where = "ships with durn (`durn/weights/released/`)" if entry.in_package else f"downloaded from {entry.url}"
     facts = [
+        ("status", _status(entry, defaults)),
         ("task", entry.task),
         ("file", f"`{entry.file}`, {entry.size:,} bytes, {entry.storage}; {where}"),
         ("SHA-256", f"`{entry.sha256}`"),
@@ -56,6 +68,6 @@ def model_card(entry: Weights) -> str:
     return "\n".join(lines)
 
 
-def readme_block(entries) -> str:
-    body = "\n".join(model_card(e) for e in entries) if entries else "No weights are released yet.\n"
+def readme_block(entries, defaults: dict[str, str]) -> str:
+    body = "\n".join(model_card(e, defaults) for e in entries) if entries else "No weights are released yet.\n"
     return f"{BEGIN}\n{body}{END}"
