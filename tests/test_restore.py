@@ -314,8 +314,8 @@ def test_restore_module_in_torchvision_compose(p_real):
 
 
 def test_restore_module_by_name_needs_weights(tmp_path):
-    with pytest.raises(ValueError, match=r"no pretrained weights for durn_s yet.*trainedmodels.*untrained"):
-        durn.Restore("durn_s")
+    with pytest.raises(ValueError, match=r"no pretrained weights for durn_u yet.*trainedmodels.*untrained"):
+        durn.Restore("durn_u")
     released = durn.Restore("durn_p_real")  # released since durn_p_real.photos_camera_noise
     default = load_network("durn_p_real", "default")
     assert all(torch.equal(p, q) for p, q in zip(released.network.parameters(), default.parameters()))

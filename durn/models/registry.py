@@ -105,6 +105,7 @@ SPECS: dict[str, NetworkSpec] = {
             authors_keys=tuple(keys.p_family_keys("S")),
             authors_archive=(("DIDMDN_Data", "DuRN_S_model.pt"), ("DDN_Data", "DuRN_S_model.pt"),
                              ("DDN_Data_b", "DuRN_S_model.pt")),
+            default_weights="durn_s.photos_rain",
             preset="durn_s_didmdn",
         ),
         NetworkSpec(

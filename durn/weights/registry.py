@@ -486,6 +486,74 @@ DURN_S_P_PHOTOS_RAINDROP = Weights(
           "BGR and keeps that flag). Float16 storage costs at most 0.01 dB (the float32 row).",
 )
 
+_DURN_S_RECIPE = (
+    "python scripts/make_training_photos.py PHOTOS60",
+    "durn train --preset durn_s_didmdn --data PHOTOS60/train --val-data PHOTOS60/val "
+    "--degrade rain:veil=0..0.4,veil_follows_density=1 --scene lines --identity-init --loss psnr --steps 2000 "
+    "--batch-size 4 --crop 80 --lr 4e-4 --warmup 100 --schedule cosine --val-every 200 --ckpt-every 25 --log-every 10 "
+    "--grad-clip 1.0 --ema 0.995 --precision auto --val-degrade card --out RUN",
+    "python scripts/release_weights.py RUN/best.pt --network durn_s --name durn_s.photos_rain",
+)
+
+DURN_S_PHOTOS_RAIN = Weights(
+    name="durn_s.photos_rain",
+    network="durn_s",
+    file="durn_s-photos_rain-4bb95d74.pt",
+    sha256="4bb95d74b67596d7e1f5d4e95a97ab159d9196208f27617ffae6d1d5780e6612",
+    size=7567423,
+    channel_order="RGB",
+    value_range=(0.0, 1.0),
+    storage="float16",
+    task="rain streaks (durn.data.RainStreaks: 1-3 layers in depth, several directions, widths and lengths, "
+         "screen-blended, with the veil of heavy rain whose chance follows the rain's density)",
+    training_data="the 60 training photos of scripts/make_training_photos.py's default sources, RGB, 80x80 crops, "
+                  "rain drawn per crop (veil 0-0.4 times the rain's heaviness, in a share of the crops that grows "
+                  "with it), long thin scene lines drawn into input and target alike (--scene lines: straight "
+                  "edges that are not rain); 3 other photos for validation at the card's two rain settings; "
+                  "camera and astronaut never seen",
+    recipe=_DURN_S_RECIPE,
+    steps=2000,
+    batch="4 crops, from the identity (the last conv zeroed: step 0 returns the input), on the psnr loss "
+          "(minus each crop's PSNR); released: the EMA at the best validation step, the last, 2,000 "
+          "(28.68 dB against the rainy input's 23.80 on the validation photos at the card's settings)",
+    hardware="a 2-core AMD EPYC with AVX-512 BF16, torch 2.13.0+cpu, bf16 autocast (weights float32): one "
+             "thread to step 1,034 (the other core training a twin run at half the rate), then two",
+    train_time="1 h 28 min of training steps (3.1-3.4 s a step on one thread, 1.6 s on two)",
+    protocol="held-out camera (as three equal channels) and astronaut, RGB, 8-bit; light rain (one layer, "
+             "density 0.001, brightness 0.4, no veil) and heavy rain (up to three layers, density 0.004, "
+             "brightness 0.6, veil 0.25), direction, depths and lengths seeded per image (durn.heldout); "
+             "PSNR/SSIM under durn.metrics' 'authors' (Y, the authors' choice for rain streaks) and "
+             "'standard' (Y) protocols",
+    metrics={
+        "camera/rain-light": {"psnr_authors": 33.0182, "ssim_authors": 0.96367, "psnr_standard": 34.6049, "ssim_standard": 0.97298},
+        "camera/rain-heavy": {"psnr_authors": 23.8865, "ssim_authors": 0.81359, "psnr_standard": 25.0941, "ssim_standard": 0.86415},
+        "astronaut/rain-light": {"psnr_authors": 35.5599, "ssim_authors": 0.96538, "psnr_standard": 37.1841, "ssim_standard": 0.97711},
+        "astronaut/rain-heavy": {"psnr_authors": 18.6, "ssim_authors": 0.62163, "psnr_standard": 19.8357, "ssim_standard": 0.68726},
+    },
+    baselines={
+        "rainy input": {
+            "camera/rain-light": {"psnr_authors": 32.2544, "ssim_authors": 0.91815, "psnr_standard": 33.4671, "ssim_standard": 0.93223},
+            "camera/rain-heavy": {"psnr_authors": 16.3169, "ssim_authors": 0.67337, "psnr_standard": 17.5464, "ssim_standard": 0.7284},
+            "astronaut/rain-light": {"psnr_authors": 33.7262, "ssim_authors": 0.9374, "psnr_standard": 34.955, "ssim_standard": 0.95064},
+            "astronaut/rain-heavy": {"psnr_authors": 12.2247, "ssim_authors": 0.46592, "psnr_standard": 13.4893, "ssim_standard": 0.5193},
+        },
+        FLOAT32_ROW: {
+            "camera/rain-light": {"psnr_authors": 33.0166, "ssim_authors": 0.96366, "psnr_standard": 34.6029, "ssim_standard": 0.97296},
+            "camera/rain-heavy": {"psnr_authors": 23.8883, "ssim_authors": 0.81363, "psnr_standard": 25.0961, "ssim_standard": 0.86419},
+            "astronaut/rain-light": {"psnr_authors": 35.5585, "ssim_authors": 0.96536, "psnr_standard": 37.183, "ssim_standard": 0.97711},
+            "astronaut/rain-heavy": {"psnr_authors": 18.601, "ssim_authors": 0.62163, "psnr_standard": 19.8367, "ssim_standard": 0.68725},
+        },
+    },
+    notes="A short CPU run: 8,000 training crops of 80x80. It gains +4.14 dB over the rainy input on average over "
+          "the card (the floor: +4; standard protocol +4.32): +7.57 and +6.38 dB in heavy rain (camera, astronaut), "
+          "+0.76 and +1.83 in light rain, with higher SSIM everywhere. What it took (docs/weights.md): the psnr loss "
+          "(under L2 it darkened clean and lightly rained images to hedge heavy rain's veil), a veil whose chance "
+          "follows the rain's density, scene lines as hard negatives (without them it erased camera's tripod legs), "
+          "choosing the checkpoint at the card's settings on the validation photos, and lr 4e-4 (its twin at 2e-4 "
+          "was at +1.64 dB on validation at step 1,000, this one at +2.50). Heavy rain keeps some of its veil "
+          "(astronaut 18.60 dB). Float16 storage costs at most 0.002 dB (the float32 row).",
+)
+
 ENTRIES: tuple[Weights, ...] = (DURN_P_PHOTOS_GAUSSIAN_V3, DURN_P_PHOTOS_GAUSSIAN_V2, DURN_P_PHOTOS_GAUSSIAN, DURN_US_PHOTOS_HAZE,
-                               DURN_P_REAL_PHOTOS_CAMERA_NOISE, DURN_S_P_PHOTOS_RAINDROP)
+                               DURN_P_REAL_PHOTOS_CAMERA_NOISE, DURN_S_P_PHOTOS_RAINDROP, DURN_S_PHOTOS_RAIN)
 # The entry `pretrained=True` loads is each network's `default_weights` in durn.models.registry.
