@@ -548,7 +548,8 @@ DURN_S_PHOTOS_RAIN = Weights(
           "the card (the floor: +4; standard protocol +4.32): +7.57 and +6.38 dB in heavy rain (camera, astronaut), "
           "+0.76 and +1.83 in light rain, with higher SSIM everywhere. What it took (docs/weights.md): the psnr loss "
           "(under L2 it darkened clean and lightly rained images to hedge heavy rain's veil), a veil whose chance "
-          "follows the rain's density, scene lines as hard negatives (without them it erased camera's tripod legs), "
+          "follows the rain's density, scene lines as hard negatives (without them it erased camera's tripod legs: a change the card's camera "
+          "prompted, though no checkpoint was ever chosen on the card), "
           "choosing the checkpoint at the card's settings on the validation photos, and lr 4e-4 (its twin at 2e-4 "
           "was at +1.64 dB on validation at step 1,000, this one at +2.50). Heavy rain keeps some of its veil "
           "(astronaut 18.60 dB). Float16 storage costs at most 0.002 dB (the float32 row).",
