@@ -1,7 +1,6 @@
 """The weights registry: packaged and downloaded entries, hash checks, `weights=` forms."""
 import dataclasses
 import hashlib
-import re
 
 import pytest
 import torch
@@ -283,23 +282,23 @@ def test_released_durn_p_reproduces_its_model_card(one_thread):
     assert got["psnr_authors"] > noisy_psnr + 5  # it restores: far above the noisy input
 
 
-@pytest.mark.parametrize("network, weights, condition, baseline, gain", [
-    ("durn_us", "default", "haze-beta1.2", "hazy input", 1),           # it dehazes
-    ("durn_p_real", "default", "camera-shot0.004", "noisy input", 3),  # it denoises: the release floor on that cell
-    ("durn_s_p", "default", "drops-many", "raindrop input", 2),        # it removes raindrops (+3.69 dB on that cell)
-    ("durn_s", "default", "rain-heavy", "rainy input", 5),            # it removes heavy rain (+7.57 dB on that cell)
+@pytest.mark.parametrize("network, condition, baseline, gain", [
+    ("durn_us", "haze-beta1.2", "hazy input", 1),         # it dehazes
+    ("durn_p_real", "camera-shot0.004", "noisy input", 3),  # it denoises: the release floor on that cell
+    ("durn_s_p", "drops-many", "raindrop input", 2),       # it removes raindrops (+3.69 dB on that cell)
+    ("durn_s", "rain-heavy", "rainy input", 5),            # it removes heavy rain (+7.57 dB on that cell)
 ])
-def test_released_colour_network_reproduces_its_model_card(one_thread, network, weights, condition, baseline, gain):
+def test_released_colour_network_reproduces_its_model_card(one_thread, network, condition, baseline, gain):
     """One camera cell of the card recomputed from the packaged file, with the same
     tolerances as durn_p's, and its gain over the degraded input."""
-    if weights == "default" and not W.DEFAULTS.get(network):
+    if not W.DEFAULTS.get(network):
         pytest.skip(f"no released {network} weights")
     optional_import("skimage")
     from durn.evaluate import restore_tensor
     from durn.heldout import measure_restorer
 
-    entry = W.default_weights(network) if weights == "default" else W.get_weights(weights)
-    model = durn.get_model(network, weights=weights).eval()
+    entry = W.default_weights(network)
+    model = durn.get_model(network, weights="default").eval()
     key = f"camera/{condition}"
     got = measure_restorer(lambda x: restore_tensor(model, x, "cpu"), network, images=("camera",),
                            conditions={condition: CONDITIONS[network][condition]})[key]
@@ -321,15 +320,6 @@ def test_readme_model_cards_are_the_registry():
     page = (REPO / "docs" / "weights.md").read_text()
     assert page.count(BEGIN) == 1 and page.count(END) == 1, "one block of cards, pasted once"
     assert page[page.index(BEGIN):page.index(END) + len(END)] == readme_block(list(W.WEIGHTS.values()), W.DEFAULTS)
-
-
-@pytest.mark.parametrize("network", sorted(n for n in durn.NETWORKS if n not in W.DEFAULTS and W.list_weights(n))
-                         or [pytest.param(None, marks=pytest.mark.skip("no network with entries in progress only"))])
-def test_entries_in_progress_are_loadable_by_name_not_by_default(network):
-    """A network whose entries are all in progress has no default: pretrained=True raises,
-    naming them, and each loads by name."""
-    with pytest.raises(ValueError, match="work in progress.*" + re.escape(repr(W.list_weights(network)[0]))):
-        durn.get_model(network, weights="default")
 
 
 def test_model_card_says_whether_an_entry_is_the_default_an_earlier_release_or_in_progress():
